@@ -1,0 +1,175 @@
+#include "common/campaign_store.h"
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+
+#include "common/errors.h"
+
+#ifndef GDLAB_VERSION
+#define GDLAB_VERSION "0.0.0"
+#endif
+
+namespace gdlab {
+
+const char* gdlab_version() { return GDLAB_VERSION; }
+
+namespace {
+
+std::string iso8601_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// Relative paths from workers must stay inside the task group.
+void check_relative_path(const std::string& path) {
+  if (path.empty() || path.front() == '/' || path.find("..") != std::string::npos)
+    throw StoreError("invalid result path '" + path + "'");
+}
+
+}  // namespace
+
+CampaignStore::CampaignStore(h5::File file, const Campaign& campaign) : file_(std::move(file)) {
+  for (const auto& t : campaign.tasks) task_names_[t.task_id] = t.task_name;
+}
+
+CampaignStore CampaignStore::create(const std::string& path, const Campaign& campaign) {
+  const auto locking = campaign.spec.store().locking() == pb::StoreOptions::LOCKING_OFF ? h5::Locking::Off
+                                                                                         : h5::Locking::On;
+  CampaignStore store(h5::File::create(path, locking), campaign);
+  h5::File& f = store.file_;
+  f.set_attribute("gdlab_status", std::string_view("running"));
+  f.set_attribute("gdlab_version", std::string_view(gdlab_version()));
+  f.set_attribute("created", std::string_view(iso8601_now()));
+
+  // H5MD 1.1 root (platform.md §6.1).
+  h5::Group h5md = f.create_group("h5md");
+  const std::int32_t version[2] = {1, 1};
+  h5md.set_attribute("version", std::span<const std::int32_t>(version, 2));
+  h5md.create_group("author").set_attribute("name", std::string_view("gdlab user"));
+  h5::Group creator = h5md.create_group("creator");
+  creator.set_attribute("name", std::string_view("gdlab"));
+  creator.set_attribute("version", std::string_view(gdlab_version()));
+  h5md.require_group("modules/gdlab").set_attribute("version", std::string_view("1"));
+
+  h5::Group params = f.create_group("parameters");
+  params.set_attribute("campaign_name", std::string_view(campaign.spec.name()));
+  params.set_attribute("campaign_seed", static_cast<std::uint64_t>(campaign.spec.seed()));
+  params.set_attribute("schema_version", static_cast<std::int64_t>(campaign.spec.schema_version()));
+  params.set_attribute("spec_file", std::string_view(campaign.spec_path));
+  params.write_string("spec_text", campaign.spec_text);
+  params.write_strings("tasks", campaign.task_lines());
+
+  h5::Group tasks = f.create_group("tasks");
+  for (const auto& t : campaign.tasks) {
+    h5::Group g = tasks.create_group(t.task_name);
+    g.set_attribute("task_id", t.task_id);
+    g.set_attribute("kind", std::string_view(t.kind));
+    g.set_attribute("experiment", std::string_view(t.experiment_name));
+    g.set_attribute("experiment_index", t.experiment_index);
+    g.set_attribute("sweep_point", std::string_view(t.sweep_point));
+    g.set_attribute("seed", campaign.context_for(t).task_seed(0));
+    g.set_attribute("status", std::string_view("pending"));
+    g.set_attribute("error", std::string_view(""));
+    g.write_string("config", Campaign::kind_config_text(t.experiment));
+  }
+  store.flush();
+  return store;
+}
+
+h5::Group CampaignStore::task_group(std::int64_t task_id) const {
+  auto it = task_names_.find(task_id);
+  if (it == task_names_.end()) throw StoreError("unknown task id " + std::to_string(task_id));
+  return file_.open_group("tasks/" + it->second);
+}
+
+CampaignStore::OpenTask& CampaignStore::open_task(std::int64_t task_id) {
+  auto it = open_.find(task_id);
+  if (it != open_.end()) return it->second;
+  return open_.emplace(task_id, OpenTask{task_group(task_id), {}}).first->second;
+}
+
+void CampaignStore::mark_running(std::int64_t task_id, int worker_rank) {
+  OpenTask& t = open_task(task_id);
+  t.group.set_attribute("status", std::string_view("running"));
+  t.group.set_attribute("worker_rank", static_cast<std::int64_t>(worker_rank));
+}
+
+CampaignStore::Series& CampaignStore::series(OpenTask& task, const pb::SeriesChunk& chunk) {
+  auto it = task.series.find(chunk.path());
+  if (it != task.series.end()) {
+    if (it->second.width != chunk.width())
+      throw StoreError("series " + chunk.path() + " changed width from " + std::to_string(it->second.width) + " to " +
+                       std::to_string(chunk.width()));
+    return it->second;
+  }
+  check_relative_path(chunk.path());
+  if (chunk.width() < 1) throw StoreError("series " + chunk.path() + " has width < 1");
+  const hsize_t width = static_cast<hsize_t>(chunk.width());
+  // Chunks of about 32 KiB of values (platform.md §6.6: 16 KiB - 1 MiB for small frames).
+  const hsize_t chunk_rows = std::clamp<hsize_t>(4096 / width, 16, 4096);
+  Series s;
+  s.width = chunk.width();
+  h5::Group g = task.group.require_group(chunk.path());
+  s.step = g.create_series("step", h5::ElementType::Int64, 0, chunk_rows);
+  s.time = g.create_series("time", h5::ElementType::Float64, 0, chunk_rows);
+  s.value = g.create_series("value", h5::ElementType::Float64, width == 1 ? 0 : width, chunk_rows);
+  return task.series.emplace(chunk.path(), std::move(s)).first->second;
+}
+
+void CampaignStore::append(const pb::TrajectoryChunk& chunk) {
+  OpenTask& task = open_task(chunk.task_id());
+  for (const auto& sc : chunk.series()) {
+    const size_t rows = static_cast<size_t>(sc.step_size());
+    if (static_cast<size_t>(sc.time_size()) != rows ||
+        static_cast<size_t>(sc.value_size()) != rows * static_cast<size_t>(std::max(1, sc.width())))
+      throw StoreError("series " + sc.path() + ": inconsistent chunk sizes");
+    Series& s = series(task, sc);
+    s.step.append(std::span<const std::int64_t>(sc.step().data(), rows), rows);
+    s.time.append(std::span<const double>(sc.time().data(), rows), rows);
+    s.value.append(std::span<const double>(sc.value().data(), static_cast<size_t>(sc.value_size())), rows);
+    rows_total_ += rows;
+  }
+  for (const auto& a : chunk.arrays()) {
+    check_relative_path(a.path());
+    std::vector<hsize_t> shape(a.shape().begin(), a.shape().end());
+    task.group.write_array(a.path(), shape, std::span<const double>(a.value().data(), static_cast<size_t>(a.value_size())));
+  }
+  for (const auto& attr : chunk.attributes()) {
+    if (attr.has_text())
+      task.group.set_attribute(attr.name(), std::string_view(attr.text()));
+    else
+      task.group.set_attribute(attr.name(), attr.number());
+  }
+}
+
+void CampaignStore::mark_done(std::int64_t task_id, double wall_seconds) {
+  OpenTask& t = open_task(task_id);
+  t.group.set_attribute("status", std::string_view("done"));
+  t.group.set_attribute("wall_seconds", wall_seconds);
+  open_.erase(task_id);
+}
+
+void CampaignStore::mark_failed(std::int64_t task_id, const std::string& error) {
+  OpenTask& t = open_task(task_id);
+  t.group.set_attribute("status", std::string_view("failed"));
+  t.group.set_attribute("error", std::string_view(error));
+  open_.erase(task_id);
+}
+
+std::uint64_t CampaignStore::flush() {
+  file_.flush();
+  return rows_total_;
+}
+
+void CampaignStore::finish(const std::string& status) {
+  open_.clear();
+  file_.set_attribute("gdlab_status", std::string_view(status));
+  flush();
+}
+
+}  // namespace gdlab

@@ -1,0 +1,54 @@
+// The campaign's HDF5 file, H5MD style (docs/hdf5-layout.md; platform.md §6). The coordinator is
+// its only writer. The file is created with the whole plan (every task group, status "pending")
+// before any task runs, then filled as trajectory chunks arrive, and flushed on a cadence so a
+// run killed at any instant leaves a readable file holding every point up to the last flush.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "common/campaign.h"
+#include "common/hdf5.h"
+#include "proto/gdlab.pb.h"
+
+namespace gdlab {
+
+const char* gdlab_version();
+
+class CampaignStore {
+ public:
+  // Creates `path` (which must not exist) and writes /h5md, /parameters and one group per task.
+  static CampaignStore create(const std::string& path, const Campaign& campaign);
+
+  void mark_running(std::int64_t task_id, int worker_rank);
+  void append(const pb::TrajectoryChunk& chunk);
+  void mark_done(std::int64_t task_id, double wall_seconds);
+  void mark_failed(std::int64_t task_id, const std::string& error);
+  // Flushes HDF5's buffers to the file; returns the number of time-series rows now in the file.
+  std::uint64_t flush();
+  // Sets the root attribute gdlab_status ("complete" or "failed") and flushes.
+  void finish(const std::string& status);
+  std::uint64_t rows_total() const { return rows_total_; }
+
+ private:
+  struct Series {
+    h5::Dataset step, time, value;
+    std::int32_t width = 1;
+  };
+  struct OpenTask {
+    h5::Group group;
+    std::map<std::string, Series> series;
+  };
+  CampaignStore(h5::File file, const Campaign& campaign);
+  OpenTask& open_task(std::int64_t task_id);
+  h5::Group task_group(std::int64_t task_id) const;
+  Series& series(OpenTask& task, const pb::SeriesChunk& chunk);
+
+  h5::File file_;
+  std::map<std::int64_t, std::string> task_names_;
+  std::map<std::int64_t, OpenTask> open_;  // tasks currently running
+  std::uint64_t rows_total_ = 0;
+};
+
+}  // namespace gdlab

@@ -1,0 +1,100 @@
+// The plug-in point for experiment kinds. One kind = one source file that defines an
+// ExperimentKind and registers it with GDLAB_REGISTER_KIND; the coordinator, the spec loader and
+// the worker's task loop only ever see this interface and never name a kind.
+//
+// A kind converts its protobuf spec (the edge) into a plain C++ config once, in prepare(), which
+// also validates it and throws SpecError naming the offending field. The same prepare() runs in
+// `gdlab validate`, on the coordinator before anything is written, and on the worker.
+#pragma once
+
+#include <google/protobuf/message.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/random.h"
+
+namespace gdlab {
+
+// Where a task sits in its campaign; the source of all of its seeds.
+struct TaskContext {
+  std::uint64_t campaign_seed = 0;
+  std::int64_t experiment_index = 0;
+  std::int64_t task_id = 0;
+  std::string spec_dir;  // relative input paths are resolved against it
+
+  // Seed of random stream `stream` of this task.
+  std::uint64_t task_seed(std::uint64_t stream) const {
+    return derive_seed(campaign_seed, static_cast<std::uint64_t>(experiment_index),
+                       static_cast<std::uint64_t>(task_id), stream);
+  }
+  // Seed shared by every task of the experiment (e.g. its dataset), so a sweep over a step size
+  // sees the same data in every task.
+  std::uint64_t experiment_seed(std::uint64_t stream) const {
+    return derive_seed(campaign_seed, static_cast<std::uint64_t>(experiment_index), ~std::uint64_t{0}, stream);
+  }
+  std::string resolve_path(const std::string& path) const;
+};
+
+// Where a running task puts its results. Paths are relative to the task's group in the file:
+// time series under "observables/<name>" (measured) or "theory/<name>" (predicted), fixed arrays
+// under "parameters/<name>", attributes on the task group.
+class Recorder {
+ public:
+  virtual ~Recorder() = default;
+  // One sample of a time series; all samples of a series have the same width; steps increase.
+  virtual void append(std::string_view path, std::int64_t step, double time, std::span<const double> value) = 0;
+  void append(std::string_view path, std::int64_t step, double time, double value) {
+    append(path, step, time, std::span<const double>(&value, 1));
+  }
+  // A time-independent array; shape {} is a scalar.
+  virtual void put_array(std::string_view path, std::vector<std::uint64_t> shape, std::span<const double> data) = 0;
+  virtual void set_attribute(std::string_view name, std::string_view text) = 0;
+  virtual void set_attribute(std::string_view name, double value) = 0;
+};
+
+class PreparedTask {
+ public:
+  virtual ~PreparedTask() = default;
+  // Runs the task, streaming its results into `recorder`. Throws on failure.
+  virtual void run(Recorder& recorder) = 0;
+  // One line describing the prepared task (shown by `gdlab validate`).
+  virtual std::string summary() const = 0;
+};
+
+class ExperimentKind {
+ public:
+  virtual ~ExperimentKind() = default;
+  // The kind's field name in Experiment's `kind` oneof (proto/gdlab.proto).
+  virtual std::string_view name() const = 0;
+  // Validates `spec` (the kind's sub-message) and converts it. Throws SpecError(field, problem)
+  // with `field` relative to the kind's message, or InputError for unreadable inputs.
+  virtual std::unique_ptr<PreparedTask> prepare(const google::protobuf::Message& spec,
+                                                const TaskContext& context) const = 0;
+};
+
+class KindRegistry {
+ public:
+  static KindRegistry& instance();
+  void add(std::unique_ptr<ExperimentKind> kind);
+  // nullptr if unknown.
+  const ExperimentKind* find(std::string_view name) const;
+  std::vector<std::string> names() const;
+
+ private:
+  std::map<std::string, std::unique_ptr<ExperimentKind>, std::less<>> kinds_;
+};
+
+struct KindRegistration {
+  explicit KindRegistration(std::unique_ptr<ExperimentKind> kind) { KindRegistry::instance().add(std::move(kind)); }
+};
+
+#define GDLAB_REGISTER_KIND(KindClass) \
+  static const ::gdlab::KindRegistration gdlab_kind_registration_##KindClass(std::make_unique<KindClass>())
+
+}  // namespace gdlab

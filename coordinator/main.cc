@@ -1,0 +1,207 @@
+// gdlab: the one executable. `gdlab run` under mpirun makes rank 0 the coordinator and every other
+// rank a worker; `gdlab validate` needs no MPI. This file is the boundary where exceptions become
+// one clear message and an exit code: 0 success, 1 a failed run (any task failed, or a runtime
+// error), 2 bad input (spec, arguments, output path).
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common/campaign.h"
+#include "common/campaign_store.h"
+#include "common/errors.h"
+#include "common/transport_mpi.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/run_log.h"
+#include "worker/worker.h"
+
+namespace gdlab {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;
+constexpr int kExitBadInput = 2;
+
+// One "gdlab: error: ..." line per problem (a spec can have several).
+void print_error(const std::string& what) {
+  std::string line;
+  std::istringstream in(what);
+  while (std::getline(in, line)) std::cerr << "gdlab: error: " << line << "\n";
+  std::cerr.flush();
+}
+
+const char* kUsage = R"(gdlab - distributed experiments on the implicit bias and stability of gradient methods
+
+Usage:
+  mpirun -n N gdlab run SPEC --out FILE.h5 [--force] [--quiet]
+      Run the campaign in SPEC (protobuf text format) on N >= 2 ranks: rank 0 coordinates and
+      writes FILE.h5 (plus FILE.h5.log, JSON lines), ranks 1..N-1 run tasks.
+      --force   replace FILE.h5 if it exists (otherwise an existing file is never touched)
+      --quiet   no progress lines on stderr
+  gdlab validate SPEC
+      Check SPEC without running it and print the expanded task list (no MPI needed).
+  gdlab kinds
+      List the experiment kinds built into this gdlab.
+  gdlab --help | --version
+
+Exit codes: 0 success; 1 a task failed or the run failed; 2 bad input (spec, arguments, output path).
+Docs: README.md, docs/spec-reference.md, docs/hdf5-layout.md.
+)";
+
+struct RunArgs {
+  std::string spec;
+  std::string out;
+  bool force = false;
+  bool quiet = false;
+};
+
+RunArgs parse_run_args(const std::vector<std::string>& args) {
+  RunArgs r;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--out") {
+      if (i + 1 >= args.size()) throw InputError("--out needs a file name");
+      r.out = args[++i];
+    } else if (a.rfind("--out=", 0) == 0) {
+      r.out = a.substr(6);
+    } else if (a == "--force") {
+      r.force = true;
+    } else if (a == "--quiet") {
+      r.quiet = true;
+    } else if (!a.empty() && a[0] == '-') {
+      throw InputError("unknown option " + a + " (see gdlab --help)");
+    } else if (r.spec.empty()) {
+      r.spec = a;
+    } else {
+      throw InputError("unexpected argument " + a + " (see gdlab --help)");
+    }
+  }
+  if (r.spec.empty()) throw InputError("missing SPEC (usage: gdlab run SPEC --out FILE.h5)");
+  if (r.out.empty()) throw InputError("missing --out FILE.h5");
+  return r;
+}
+
+// Checks the output location before anything is written, so a bad path never leaves a file
+// that looks like a run.
+void check_output_path(const RunArgs& args) {
+  namespace fs = std::filesystem;
+  const fs::path out(args.out);
+  if (fs::exists(out)) {
+    if (!args.force)
+      throw InputError(args.out + ": output file exists; choose another --out or pass --force to replace it");
+    if (fs::is_directory(out)) throw InputError(args.out + ": is a directory");
+    fs::remove(out);
+    fs::remove(args.out + ".log");
+  }
+  const fs::path dir = out.has_parent_path() ? out.parent_path() : fs::path(".");
+  if (!fs::is_directory(dir)) throw InputError(args.out + ": directory " + dir.string() + " does not exist");
+}
+
+int run_coordinator(const RunArgs& args, MpiTransport& transport) {
+  Campaign campaign;
+  std::unique_ptr<CampaignStore> store;
+  std::unique_ptr<RunLog> log;
+  try {
+    campaign = load_campaign(args.spec);
+    check_output_path(args);
+    try {
+      store = std::make_unique<CampaignStore>(CampaignStore::create(args.out, campaign));
+    } catch (const StoreError& e) {
+      throw InputError(args.out + ": cannot create the output file: " + e.what());
+    }
+    log = std::make_unique<RunLog>(args.out + ".log", args.quiet);
+  } catch (const InputError& e) {
+    print_error(e.what());
+    Coordinator::dismiss_workers(transport);
+    return kExitBadInput;
+  }
+  log->start(campaign.spec.name(), campaign.tasks.size(), transport.size(), args.out);
+  Coordinator coordinator(transport, campaign, *store, *log);
+  const Coordinator::Result result = coordinator.run();
+  const std::string status = result.failed > 0 ? "failed" : "complete";
+  store->finish(status);
+  log->flushed(store->rows_total());
+  log->finish(status, result.done, result.failed);
+  store.reset();
+  if (!args.quiet) std::cerr << "[gdlab] results: " << args.out << " (log: " << args.out << ".log)" << std::endl;
+  return result.failed > 0 ? kExitFailed : kExitOk;
+}
+
+int command_run(int argc, char** argv, const std::vector<std::string>& args) {
+  MpiSession mpi(&argc, &argv);
+  int exit_code = kExitOk;
+  {
+    MpiTransport transport;
+    try {
+      if (transport.size() < 2) {
+        std::cerr << "gdlab: error: gdlab run needs at least 2 MPI ranks (one coordinator, one or more workers); "
+                     "start it as: mpirun -n 2 gdlab run SPEC --out FILE.h5"
+                  << std::endl;
+        return kExitBadInput;
+      }
+      if (transport.rank() == 0) {
+        RunArgs run_args;
+        try {
+          run_args = parse_run_args(args);
+        } catch (const InputError& e) {
+          print_error(e.what());
+          Coordinator::dismiss_workers(transport);
+          return kExitBadInput;
+        }
+        exit_code = run_coordinator(run_args, transport);
+      } else {
+        Worker(transport).run();
+      }
+    } catch (const std::exception& e) {
+      // A broken transport or an unwritable file: no rank can recover (platform.md §8), so end the
+      // whole job now rather than leave ranks waiting.
+      std::cerr << "gdlab: rank " << transport.rank() << ": fatal: " << e.what() << std::endl;
+      MPI_Abort(MPI_COMM_WORLD, kExitFailed);
+    }
+  }
+  return exit_code;
+}
+
+int command_validate(const std::vector<std::string>& args) {
+  if (args.size() != 1) throw InputError("usage: gdlab validate SPEC");
+  const Campaign campaign = load_campaign(args[0]);
+  std::cout << args[0] << ": OK, campaign " << campaign.spec.name() << ", seed " << campaign.spec.seed() << ", "
+            << campaign.tasks.size() << " tasks\n";
+  for (const auto& line : campaign.task_lines()) std::cout << "  " << line << "\n";
+  return kExitOk;
+}
+
+int main_impl(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::cout << kUsage;
+    return args.empty() ? kExitBadInput : kExitOk;
+  }
+  if (args[0] == "--version") {
+    std::cout << "gdlab " << gdlab_version() << "\n";
+    return kExitOk;
+  }
+  const std::string command = args[0];
+  args.erase(args.begin());
+  try {
+    if (command == "run") return command_run(argc, argv, args);
+    if (command == "validate") return command_validate(args);
+    if (command == "kinds") {
+      for (const auto& k : KindRegistry::instance().names()) std::cout << k << "\n";
+      return kExitOk;
+    }
+    throw InputError("unknown command '" + command + "' (see gdlab --help)");
+  } catch (const InputError& e) {
+    print_error(e.what());
+    return kExitBadInput;
+  } catch (const std::exception& e) {
+    print_error(e.what());
+    return kExitFailed;
+  }
+}
+
+}  // namespace
+}  // namespace gdlab
+
+int main(int argc, char** argv) { return gdlab::main_impl(argc, argv); }
