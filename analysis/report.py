@@ -23,6 +23,7 @@ readable as HDF5, or is not a gdlab campaign file.
 """
 
 import argparse
+import importlib
 import math
 import os
 import re
@@ -561,6 +562,72 @@ def read_campaign(path):
     return header, status, campaign, open_note, tasks, problems
 
 
+def kind_plugin(kind):
+    """The report module of an experiment kind (analysis/kinds/<kind>.py), or None.
+
+    A plugin defines TITLE, plot_task(h5file, task_name, png_path), optionally
+    plot_experiment(h5file, experiment, task_names, png_path), and table(h5file, task_names) ->
+    Markdown lines comparing measured values with the paper's predictions."""
+    if not kind or not kind.replace("_", "").isalnum():
+        return None
+    try:
+        return importlib.import_module(f"analysis.kinds.{kind}")
+    except ModuleNotFoundError:
+        return None
+
+
+def plugin_reports(path, tasks, out_dir, fig_notes):
+    """Figures and tables of the kinds that have a plugin; returns (markdown lines, paths written)."""
+    lines, written = [], []
+    by_kind = {}
+    for task in tasks:
+        if task.kind != SEPARABLE_GD:
+            by_kind.setdefault(task.kind, []).append(task)
+    if not by_kind:
+        return lines, written
+    with h5py.File(path, "r") as f:
+        for kind, group in sorted(by_kind.items()):
+            plugin = kind_plugin(kind)
+            if plugin is None:
+                fig_notes.append(f"kind `{kind}` is not known to this report; no figure "
+                                 f"({len(group)} tasks)")
+                continue
+            done = [t.name for t in group if t.status == "done"]
+            lines += ["", f"## {kind}: {plugin.TITLE}", ""]
+            try:
+                lines += plugin.table(f, done)
+            except Exception as exc:  # noqa: BLE001  (one bad kind must not stop the report)
+                fig_notes.append(f"kind {kind}: table failed: {exc}")
+            for name in done:
+                fname = f"{safe_name(name, 'task')}_{kind}.png"
+                try:
+                    with np.errstate(all="ignore"):
+                        plugin.plot_task(f, name, os.path.join(out_dir, fname))
+                except Exception as exc:  # noqa: BLE001
+                    plt.close("all")
+                    fig_notes.append(f"{name}: figure failed: {exc}")
+                    continue
+                written.append(os.path.join(out_dir, fname))
+                lines += ["", f"![{name}]({fname})"]
+            if hasattr(plugin, "plot_experiment"):
+                experiments = {}
+                for t in group:
+                    if t.status == "done":
+                        experiments.setdefault(t.experiment, []).append(t.name)
+                for exp, names in experiments.items():
+                    fname = f"{safe_name(exp, 'experiment')}_{kind}.png"
+                    try:
+                        with np.errstate(all="ignore"):
+                            plugin.plot_experiment(f, exp, names, os.path.join(out_dir, fname))
+                    except Exception as exc:  # noqa: BLE001
+                        plt.close("all")
+                        fig_notes.append(f"experiment {exp}: figure failed: {exc}")
+                        continue
+                    written.append(os.path.join(out_dir, fname))
+                    lines += ["", f"![{exp}]({fname})"]
+    return lines, written
+
+
 def build_report(path, out_dir):
     """Writes the figures and report.md; returns the paths written."""
     header, status, campaign, open_note, tasks, problems = read_campaign(path)
@@ -568,9 +635,10 @@ def build_report(path, out_dir):
     os.makedirs(out_dir, exist_ok=True)
     figures = {}  # task name -> file name
     fig_notes = []
+    plugin_lines, plugin_written = plugin_reports(path, tasks, out_dir, fig_notes)
+    written += plugin_written
     for task in tasks:
         if task.kind != SEPARABLE_GD:
-            fig_notes.append(f"{task.name}: kind `{task.kind}` is not known to this report; no figure")
             continue
         if task.status != "done":
             continue
@@ -656,6 +724,7 @@ def build_report(path, out_dir):
         lines += ["", "## Verdict details", ""]
         for t in details:
             lines.append(f"- {t.name}: **{t.verdict or '?'}**: {md_cell(t.verdict_detail)}")
+    lines += plugin_lines
     notes = problems + fig_notes + [f"{t.name}: {n}" for t in tasks for n in t.notes]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]

@@ -1,0 +1,1 @@
+// Experiment kind `init_shape`: being written (see issue 5).

@@ -1,0 +1,1 @@
+// Experiment kind `lexicographic_margin`: being written (see issue 5).

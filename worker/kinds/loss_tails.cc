@@ -1,0 +1,1 @@
+// Experiment kind `loss_tails`: being written (see issue 5).

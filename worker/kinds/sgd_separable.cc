@@ -1,0 +1,1 @@
+// Experiment kind `sgd_separable`: being written (see issue 5).

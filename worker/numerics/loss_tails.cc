@@ -1,0 +1,1 @@
+#include "worker/numerics/loss_tails.h"
