@@ -1,1 +1,333 @@
-// Experiment kind `sgd_separable`: being written (see issue 5).
+// Experiment kind `sgd_separable`: minibatch SGD with a fixed step on linearly separable data with a
+// linear homogeneous model, checked against Nacson, Srebro, Soudry, "Stochastic Gradient Descent on
+// Separable Data: Exact Convergence with a Fixed Learning Rate" (AISTATS 2019, arXiv:1806.01796), in
+// the calibrated form of separable.md §2.4: with time counted in epochs k and c the per-sample step,
+//   w(k) = ŵ ln k + w̃(c) + o(1),   k c L(w(k))/‖ŵ‖² → 1,
+// for every batch size B and both samplers (w̃(c) is w̃ of separable.md §0.5 with η := c).
+//
+// Records on a log grid in epochs (separable.md §0.6, §2.5): w, ‖w‖, loss, loss ratio, normalised
+// margin, margin gap, angle gap, direction error, residual ‖w − ŵ ln k − w̃(c)‖; under theory/ the
+// same measurements of w_pred(k) = ŵ ln k + w̃(c) and w_pred itself; ŵ, w̃(c), α, the support set and
+// the data under parameters/; the sampler, B, the minibatch form, c and the sampler seed as
+// attributes; and a verdict attribute (criteria (a)–(c) of §2.6 at the last epoch). Criterion (d),
+// batch-size invariance, compares tasks: tests/sgd_separable_test.cc asserts it and the report
+// plugin (analysis/kinds/sgd_separable.py) tabulates it per experiment.
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "common/errors.h"
+#include "common/experiment_kind.h"
+#include "proto/gdlab.pb.h"
+#include "worker/numerics/separable.h"
+#include "worker/numerics/sgd_separable.h"
+
+namespace gdlab {
+namespace {
+
+using separable::Loss;
+using separable::MatrixXd;
+using separable::VectorXd;
+using sgd_separable::MinibatchForm;
+using sgd_separable::Sampler;
+
+// Random streams of this kind (see TaskContext). The dataset comes from an experiment-wide stream
+// (the same stream as separable_gd), so all tasks of a sweep see the same data; the sampler from a
+// per-task stream.
+constexpr std::uint64_t kDatasetStream = 1;
+constexpr std::uint64_t kSamplerStream = 2;
+
+// The step condition c·β·λ ≤ 2 is checked with this relative slack, because the spec's own setting
+// (c = 1/max‖x̃‖², B = 8, with replacement, logistic) sits exactly on it (separable.md §2.6).
+constexpr double kStepBoundSlack = 1e-12;
+
+struct SgdSeparableConfig {
+  separable::Dataset data;
+  MatrixXd Xt;  // absorbed points
+  Loss loss = Loss::Logistic;
+  std::string loss_name;
+  Sampler sampler = Sampler::Reshuffle;
+  std::string sampler_name;
+  MinibatchForm form = MinibatchForm::Sum;
+  std::string form_name;
+  int batch_size = 1;
+  bool no_lr_scaling = false;
+  sgd_separable::StepSizes steps;
+  std::string lr_description;
+  std::int64_t epochs = 0;
+  int points_per_decade = 10;
+  std::uint64_t seed = 0;
+  VectorXd w0;
+  double sigma_max = 0;
+  double max_sq_norm = 0;
+  separable::MaxMargin max_margin;
+  VectorXd w_tilde;  // w̃(c) with the nominal per-sample step c
+  double tol_residual = 0, tol_loss_ratio_min = 0, tol_loss_ratio_max = 0, tol_margin_gap_rel = 0;
+};
+
+std::string fmt(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+std::vector<double> to_vector(const MatrixXd& m) {
+  // Row-major, as HDF5 and numpy expect.
+  std::vector<double> out;
+  out.reserve(static_cast<size_t>(m.size()));
+  for (Eigen::Index r = 0; r < m.rows(); ++r)
+    for (Eigen::Index c = 0; c < m.cols(); ++c) out.push_back(m(r, c));
+  return out;
+}
+
+std::span<const double> as_span(const VectorXd& v) { return {v.data(), static_cast<size_t>(v.size())}; }
+
+class SgdSeparableTask : public PreparedTask {
+ public:
+  explicit SgdSeparableTask(SgdSeparableConfig config) : c_(std::move(config)) {}
+
+  std::string summary() const override {
+    std::ostringstream s;
+    s << "N=" << c_.Xt.rows() << " d=" << c_.Xt.cols() << " " << c_.loss_name << " sampler=" << c_.sampler_name
+      << " B=" << c_.batch_size << " form=" << c_.form_name << " c=" << fmt(c_.steps.per_sample_nominal) << " ("
+      << c_.lr_description << ")";
+    if (c_.no_lr_scaling) s << " no_lr_scaling (applied c=" << fmt(c_.steps.per_sample_actual) << ")";
+    s << " K=" << c_.epochs << " |S|=" << c_.max_margin.support.size()
+      << " |w_hat|=" << fmt(c_.max_margin.w_hat.norm());
+    return s.str();
+  }
+
+  void run(Recorder& rec) override {
+    const auto& mm = c_.max_margin;
+    const auto d = static_cast<std::uint64_t>(c_.Xt.cols());
+    const auto n = static_cast<std::uint64_t>(c_.Xt.rows());
+    rec.put_array("parameters/X", {n, d}, to_vector(c_.data.X));
+    rec.put_array("parameters/y", {n}, as_span(c_.data.y));
+    rec.put_array("parameters/w_hat", {d}, as_span(mm.w_hat));
+    rec.put_array("parameters/w_tilde", {d}, as_span(c_.w_tilde));
+    rec.put_array("parameters/alpha", {n}, as_span(mm.alpha));
+    std::vector<double> support(mm.support.begin(), mm.support.end());
+    rec.put_array("parameters/support", {support.size()}, support);
+    rec.put_array("parameters/sigma_max", {}, std::vector<double>{c_.sigma_max});
+    rec.put_array("parameters/max_sq_norm", {}, std::vector<double>{c_.max_sq_norm});
+    rec.put_array("parameters/c", {}, std::vector<double>{c_.steps.per_sample_nominal});
+    rec.set_attribute("loss", c_.loss_name);
+    rec.set_attribute("loss_convention", "sum");
+    rec.set_attribute("sampler", c_.sampler_name);
+    rec.set_attribute("batch_size", static_cast<double>(c_.batch_size));
+    rec.set_attribute("minibatch_form", c_.form_name);
+    rec.set_attribute("lr", c_.steps.minibatch_lr);
+    rec.set_attribute("c", c_.steps.per_sample_nominal);
+    rec.set_attribute("c_applied", c_.steps.per_sample_actual);
+    rec.set_attribute("eta_eff", c_.steps.per_sample_nominal);
+    rec.set_attribute("no_lr_scaling", c_.no_lr_scaling ? "true" : "false");
+    rec.set_attribute("epochs", static_cast<double>(c_.epochs));
+    rec.set_attribute("sampler_seed", std::to_string(c_.seed));
+
+    sgd_separable::SgdOptions opt;
+    opt.loss = c_.loss;
+    opt.sampler = c_.sampler;
+    opt.batch_size = c_.batch_size;
+    opt.per_sample_step = c_.steps.per_sample_actual;
+    opt.epochs = c_.epochs;
+    opt.seed = c_.seed;
+    opt.w0 = c_.w0;
+    const double c = c_.steps.per_sample_nominal;
+    const auto grid = separable::log_grid(c_.epochs, c_.points_per_decade);
+    separable::Measurements last, last_pred;
+    sgd_separable::run_sgd(c_.Xt, opt, grid, [&](std::int64_t k, const VectorXd& w) {
+      // Step axis: epochs k; time axis: gradient-flow time c·k (as separable_gd's η_eff·t).
+      const double time = c * static_cast<double>(k);
+      last = separable::measure(c_.Xt, c_.loss, w, k, c, mm.w_hat, c_.w_tilde);
+      record(rec, "observables/", k, time, last);
+      rec.append("observables/w", k, time, as_span(w));
+      // Theory: w_pred(k) = ŵ ln k + w̃(c) (separable.md §2.4).
+      const VectorXd w_pred = separable::predicted_w(mm.w_hat, c_.w_tilde, k);
+      last_pred = separable::measure(c_.Xt, c_.loss, w_pred, k, c, mm.w_hat, c_.w_tilde);
+      record(rec, "theory/", k, time, last_pred);
+      rec.append("theory/w", k, time, as_span(w_pred));
+    });
+    verdict(rec, last, last_pred);
+  }
+
+ private:
+  static void record(Recorder& rec, const std::string& prefix, std::int64_t k, double time,
+                     const separable::Measurements& m) {
+    rec.append(prefix + "norm", k, time, m.norm);
+    rec.append(prefix + "loss", k, time, m.loss);
+    rec.append(prefix + "loss_ratio", k, time, m.loss_ratio);
+    rec.append(prefix + "normalized_margin", k, time, m.normalized_margin);
+    rec.append(prefix + "margin_gap", k, time, m.margin_gap);
+    rec.append(prefix + "angle_gap", k, time, m.angle_gap);
+    rec.append(prefix + "direction_error", k, time, m.direction_error);
+    if (prefix == "observables/") rec.append(prefix + "residual", k, time, m.residual);
+  }
+
+  // Criteria (a)–(c) of separable.md §2.6 at the last epoch K.
+  void verdict(Recorder& rec, const separable::Measurements& m, const separable::Measurements& p) const {
+    bool pass = true;
+    std::string detail;
+    auto check = [&](bool ok, const std::string& text) {
+      pass = pass && ok;
+      detail += (detail.empty() ? "" : "; ") + text + (ok ? "" : " FAIL");
+    };
+    check(m.residual < c_.tol_residual, "(a) residual " + fmt(m.residual) + " < " + fmt(c_.tol_residual));
+    check(m.loss_ratio >= c_.tol_loss_ratio_min && m.loss_ratio <= c_.tol_loss_ratio_max,
+          "(b) loss_ratio " + fmt(m.loss_ratio) + " in [" + fmt(c_.tol_loss_ratio_min) + ", " +
+              fmt(c_.tol_loss_ratio_max) + "]");
+    const double rel = std::abs(m.margin_gap - p.margin_gap) / std::abs(p.margin_gap);
+    check(rel < c_.tol_margin_gap_rel, "(c) margin_gap " + fmt(m.margin_gap) + " vs predicted " + fmt(p.margin_gap) +
+                                           " (rel. error " + fmt(rel) + " < " + fmt(c_.tol_margin_gap_rel) + ")");
+    if (c_.no_lr_scaling) detail += "; negative control: eta_B = c, applied c = " + fmt(c_.steps.per_sample_actual);
+    rec.set_attribute("verdict", pass ? "pass" : "fail");
+    rec.set_attribute("verdict_detail", detail);
+  }
+
+  SgdSeparableConfig c_;
+};
+
+class SgdSeparableKind : public ExperimentKind {
+ public:
+  std::string_view name() const override { return "sgd_separable"; }
+
+  std::unique_ptr<PreparedTask> prepare(const google::protobuf::Message& message,
+                                        const TaskContext& context) const override {
+    const auto& s = dynamic_cast<const pb::SgdSeparableSpec&>(message);
+    SgdSeparableConfig c;
+    c.loss = s.loss() == pb::SgdSeparableSpec::LOSS_EXPONENTIAL ? Loss::Exponential : Loss::Logistic;
+    c.loss_name = c.loss == Loss::Exponential ? "exponential" : "logistic";
+    c.sampler = s.sampler() == pb::SgdSeparableSpec::SAMPLER_WITH_REPLACEMENT ? Sampler::WithReplacement
+                                                                               : Sampler::Reshuffle;
+    c.sampler_name = c.sampler == Sampler::WithReplacement ? "with_replacement" : "reshuffle";
+    c.form = s.minibatch_form() == pb::SgdSeparableSpec::MINIBATCH_MEAN ? MinibatchForm::Mean : MinibatchForm::Sum;
+    c.form_name = c.form == MinibatchForm::Mean ? "mean" : "sum";
+
+    if (!s.has_epochs()) throw SpecError("epochs", "required (number of epochs K, >= 1)");
+    if (s.epochs() < 1 || s.epochs() > 10'000'000'000LL)
+      throw SpecError("epochs", "must be in [1, 1e10] (got " + std::to_string(s.epochs()) + ")");
+    c.epochs = s.epochs();
+    if (s.points_per_decade() < 1 || s.points_per_decade() > 1000)
+      throw SpecError("points_per_decade", "must be in [1, 1000] (got " + std::to_string(s.points_per_decade()) + ")");
+    c.points_per_decade = s.points_per_decade();
+    if (s.no_lr_scaling() && c.form != MinibatchForm::Mean)
+      throw SpecError("no_lr_scaling", "applies to minibatch_form: MINIBATCH_MEAN only (the summed form has eta = c "
+                                       "for every batch size)");
+    c.no_lr_scaling = s.no_lr_scaling();
+
+    c.data = load_dataset(s, context);
+    if (c.data.X.rows() == 0) throw SpecError("dataset", "the dataset is empty");
+    c.Xt = c.data.absorbed();
+    const auto n = c.Xt.rows();
+    const auto d = c.Xt.cols();
+
+    if (s.batch_size() < 1 || s.batch_size() > n)
+      throw SpecError("batch_size", "must be in [1, N] with N = " + std::to_string(n) + " samples (got " +
+                                        std::to_string(s.batch_size()) + ")");
+    if (n % s.batch_size() != 0)
+      throw SpecError("batch_size", "must divide N = " + std::to_string(n) + " so that an epoch is N/B whole "
+                                    "minibatches (got " + std::to_string(s.batch_size()) + ")");
+    c.batch_size = s.batch_size();
+
+    if (s.w0_size() == 0) {
+      c.w0 = VectorXd::Zero(d);
+    } else if (s.w0_size() != d) {
+      throw SpecError("w0", "has " + std::to_string(s.w0_size()) + " entries but the data have dimension " +
+                                std::to_string(d));
+    } else {
+      c.w0 = Eigen::Map<const VectorXd>(s.w0().data(), d);
+    }
+    if (!c.w0.allFinite()) throw SpecError("w0", "must be finite");
+
+    if (!s.has_lr()) throw SpecError("lr", "required (the per-sample step c, > 0)");
+    if (!(s.lr() > 0) || !std::isfinite(s.lr()))
+      throw SpecError("lr", "must be a finite number > 0 (got " + fmt(s.lr()) + ")");
+    c.sigma_max = separable::sigma_max(c.Xt);
+    c.max_sq_norm = c.Xt.rowwise().squaredNorm().maxCoeff();
+    double per_sample = s.lr();
+    switch (s.lr_rule()) {
+      case pb::SgdSeparableSpec::LR_OVER_MAX_SQ_NORM:
+        per_sample = s.lr() / c.max_sq_norm;
+        c.lr_description = fmt(s.lr()) + "/max|x|^2";
+        break;
+      case pb::SgdSeparableSpec::LR_OVER_SIGMA_MAX_SQ:
+        per_sample = s.lr() / (c.sigma_max * c.sigma_max);
+        c.lr_description = fmt(s.lr()) + "/sigma_max^2";
+        break;
+      default:
+        c.lr_description = "absolute";
+    }
+    if (!(per_sample > 0) || !std::isfinite(per_sample))
+      throw SpecError("lr", "the per-sample step c = " + fmt(per_sample) + " is not a finite number > 0");
+    c.steps = sgd_separable::step_sizes(c.form, per_sample, c.batch_size, c.no_lr_scaling);
+
+    // Each minibatch step is a descent step on its minibatch loss when c_applied·β·λ_max(X̃_BᵀX̃_B) ≤ 2
+    // (the minibatch form of Soudry et al. Lemma 1; separable.md §2.3 quotes the sufficient
+    // η < 2β⁻¹B⁻¹max‖x̃‖⁻², which is the with-replacement case of the bound used here).
+    const double curvature = sgd_separable::batch_curvature_bound(c.Xt, c.batch_size, c.sampler);
+    const double product = c.steps.per_sample_actual * separable::smoothness_beta(c.loss) * curvature;
+    if (product > 2.0 * (1.0 + kStepBoundSlack) && !s.allow_large_step())
+      throw SpecError("lr", "per-sample step c=" + fmt(c.steps.per_sample_actual) + " with B=" +
+                                std::to_string(c.batch_size) + " gives c*beta*lambda_max(minibatch)=" + fmt(product) +
+                                " > 2 (minibatch smoothness bound, separable.md §2.3); set allow_large_step: true "
+                                "to run it anyway");
+
+    c.seed = s.seed() ? s.seed() : context.task_seed(kSamplerStream);
+
+    try {
+      c.max_margin = separable::solve_max_margin(c.Xt);
+    } catch (const InputError& e) {
+      throw SpecError("dataset", std::string("this kind needs separable data: ") + e.what());
+    }
+    // w̃(c): separable.md §0.5 with η := c, the nominal per-sample step (§2.4).
+    c.w_tilde = separable::solve_w_tilde(c.Xt, c.max_margin, c.steps.per_sample_nominal, c.w0);
+
+    const auto& tol = s.tolerance();
+    c.tol_residual = tol.residual();
+    c.tol_loss_ratio_min = tol.loss_ratio_min();
+    c.tol_loss_ratio_max = tol.loss_ratio_max();
+    c.tol_margin_gap_rel = tol.margin_gap_rel();
+    if (!(c.tol_residual > 0)) throw SpecError("tolerance.residual", "must be > 0");
+    if (!(c.tol_margin_gap_rel > 0)) throw SpecError("tolerance.margin_gap_rel", "must be > 0");
+    if (!(c.tol_loss_ratio_min < c.tol_loss_ratio_max) || !std::isfinite(c.tol_loss_ratio_min) ||
+        !std::isfinite(c.tol_loss_ratio_max))
+      throw SpecError("tolerance.loss_ratio_max", "must be finite and above loss_ratio_min (got [" +
+                                                      fmt(c.tol_loss_ratio_min) + ", " + fmt(c.tol_loss_ratio_max) + "])");
+    return std::make_unique<SgdSeparableTask>(std::move(c));
+  }
+
+ private:
+  // The shared SeparableDataset message (proto/separable.proto), as in separable_gd.
+  static separable::Dataset load_dataset(const pb::SgdSeparableSpec& s, const TaskContext& context) {
+    const auto& ds = s.dataset();
+    switch (ds.source_case()) {
+      case pb::SeparableDataset::kFig1Replica: {
+        const std::uint64_t seed = ds.fig1_replica().seed() ? ds.fig1_replica().seed()
+                                                            : context.experiment_seed(kDatasetStream);
+        return separable::make_fig1_replica(seed);
+      }
+      case pb::SeparableDataset::kPlanted2: {
+        const auto& p = ds.planted2();
+        if (p.d() < 1 || p.d() > 10000) throw SpecError("dataset.planted2.d", "must be in [1, 10000]");
+        if (p.n() < p.d() || p.n() > 10'000'000)
+          throw SpecError("dataset.planted2.n", "must be in [d, 1e7] (got " + std::to_string(p.n()) + ")");
+        const std::uint64_t seed = p.seed() ? p.seed() : context.experiment_seed(kDatasetStream);
+        return separable::make_planted2(p.d(), p.n(), seed).data;
+      }
+      case pb::SeparableDataset::kCsv: {
+        if (ds.csv().path().empty()) throw SpecError("dataset.csv.path", "required");
+        try {
+          return separable::load_csv(context.resolve_path(ds.csv().path()));
+        } catch (const InputError& e) {
+          throw SpecError("dataset.csv.path", e.what());
+        }
+      }
+      default:
+        throw SpecError("dataset", "required: one of fig1_replica, planted2, csv");
+    }
+  }
+};
+
+GDLAB_REGISTER_KIND(SgdSeparableKind);
+
+}  // namespace
+}  // namespace gdlab

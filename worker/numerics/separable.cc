@@ -1,6 +1,7 @@
 // Numerical core for linear classifiers on separable data. Formulas and dataset recipes follow
 // ../shared/papers/separable.md (§0 shared conventions, §1 Soudry, Hoffer, Nacson, Gunasekar,
 // Srebro 2018, "The Implicit Bias of Gradient Descent on Separable Data", arXiv:1710.10345).
+
 // GCC 12 reports a spurious -Wmaybe-uninitialized inside Eigen 3.4's triangular matrix-vector
 // kernel (reached from HouseholderQR::householderQ) when Eigen is included with -I instead of
 // -isystem. The CMake target includes Eigen as a system header; this keeps plain -I builds clean.
@@ -11,10 +12,10 @@
 #include "worker/numerics/separable.h"
 
 #include <algorithm>
-#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -91,9 +92,11 @@ std::vector<std::string_view> split_commas(std::string_view line) {
 // for 4-lane vectors in a function compiled for AVX2 that is chosen at run time when the CPU has
 // it, so the binary needs no -march flag. Every operation is elementwise except the sums of the
 // descent direction, which both instantiations accumulate in the same 4 partial sums (rows
-// n ≡ 0, 1, 2, 3 mod 4) combined as (s0 + s1) + (s2 + s3); there is no FMA (neither variant enables
-// it, and ISO C++ mode does not contract). Hence results are bitwise identical whichever variant
-// runs. Define GDLAB_NO_AVX2_KERNEL to build the baseline only.
+// n ≡ 0, 1, 2, 3 mod 4) combined as (s0 + s1) + (s2 + s3); and there is no FMA (neither variant
+// enables it, unless the whole build adds -march flags that do; GCC in ISO C++ mode does not
+// contract anyway). Hence results are bitwise identical whichever variant runs (checked: AVX2,
+// SSE2-only and clang builds hash to the same w after 1e5 steps). Define GDLAB_NO_AVX2_KERNEL to
+// build the baseline only.
 
 #if !defined(__GNUC__)
 #error "separable.cc needs the GCC / Clang vector extensions"
@@ -215,7 +218,8 @@ template <typename V>
 // Σ_n a_n b_n over n_padded values in the fixed order of the file comment: partial sums over the
 // rows n ≡ k (mod 4), k = 0..3, then (s0 + s1) + (s2 + s3).
 template <typename V>
-[[gnu::always_inline]] inline double grouped_dot(const double* a, const double* b, Eigen::Index n_padded) {
+[[gnu::always_inline]] inline double grouped_dot(const double* a, const double* b,
+                                                 Eigen::Index n_padded) {
   constexpr Eigen::Index kVectors = kRowGroup / kLanes<V>;
   V sums[kVectors] = {};
   for (Eigen::Index i = 0; i < n_padded; i += kRowGroup) {
@@ -272,13 +276,13 @@ template <typename V>
 
 #if GDLAB_AVX2_KERNEL
 __attribute__((target("avx2"))) void neg_loss_derivative_avx2(bool logistic, const double* margins,
-                                                               double* out, Eigen::Index n_padded) {
+                                                              double* out, Eigen::Index n_padded) {
   neg_loss_derivative_impl<Lanes4>(logistic, margins, out, n_padded);
 }
 __attribute__((target("avx2"))) void gd_steps_avx2(const double* x, Eigen::Index n_padded,
-                                                    Eigen::Index d, bool logistic, double step,
-                                                    double momentum, std::int64_t count, double* w,
-                                                    double* velocity, double* weights) {
+                                                   Eigen::Index d, bool logistic, double step,
+                                                   double momentum, std::int64_t count, double* w,
+                                                   double* velocity, double* weights) {
   gd_steps_impl<Lanes4>(x, n_padded, d, logistic, step, momentum, count, w, velocity, weights);
 }
 bool cpu_has_avx2() {
@@ -287,7 +291,8 @@ bool cpu_has_avx2() {
 }
 #endif
 
-void neg_loss_derivative_kernel(bool logistic, const double* margins, double* out, Eigen::Index n_padded) {
+void neg_loss_derivative_kernel(bool logistic, const double* margins, double* out,
+                                Eigen::Index n_padded) {
 #if GDLAB_AVX2_KERNEL
   if (cpu_has_avx2()) return neg_loss_derivative_avx2(logistic, margins, out, n_padded);
 #endif
@@ -401,6 +406,10 @@ Planted make_planted2(int d, int n, std::uint64_t seed) {
 }
 
 Dataset load_csv(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw InputError(path + ":0: is a directory, not a data file");
+  }
   std::ifstream in(path);
   if (!in) throw InputError(path + ":0: cannot open data file");
   std::vector<std::vector<double>> rows;
@@ -426,20 +435,18 @@ Dataset load_csv(const std::string& path) {
                          std::to_string(columns) + " field");
       }
     } else if (static_cast<int>(fields.size()) != columns) {
-      throw InputError(where + "ragged row: " + std::to_string(fields.size()) +
-                       " fields, expected " + std::to_string(columns) +
-                       " (d coordinates then the label)");
+      throw InputError(where + "ragged row: " + std::to_string(fields.size()) + " fields, expected " +
+                       std::to_string(columns) + " (d coordinates then the label)");
     }
     std::vector<double> values(fields.size());
     for (std::size_t k = 0; k < fields.size(); ++k) {
       if (!parse_double(fields[k], values[k])) {
-        throw InputError(where + "field " + std::to_string(k + 1) + " '" +
-                         std::string(trim(fields[k])) + "' is not a finite number");
+        throw InputError(where + "field " + std::to_string(k + 1) + " '" + std::string(trim(fields[k])) +
+                         "' is not a finite number");
       }
     }
     if (values.back() != 1.0 && values.back() != -1.0) {
-      throw InputError(where + "label '" + std::string(trim(fields.back())) +
-                       "' must be +1 or -1");
+      throw InputError(where + "label '" + std::string(trim(fields.back())) + "' must be +1 or -1");
     }
     rows.push_back(std::move(values));
   }
@@ -466,7 +473,9 @@ double loss_sum(Loss loss, const VectorXd& margins) {
   if (loss == Loss::Logistic) {
     // ℓ(u) = log(1+e^{−u}) = log1p(e^{−u}) for u ≥ 0, and −u + log1p(e^{u}) for u < 0, so that
     // e^{±u} never overflows (separable.md §0.2).
-    for (const double u : margins) total += u >= 0 ? std::log1p(std::exp(-u)) : -u + std::log1p(std::exp(u));
+    for (const double u : margins) {
+      total += u >= 0 ? std::log1p(std::exp(-u)) : -u + std::log1p(std::exp(u));
+    }
   } else {
     for (const double u : margins) total += std::exp(-u);  // ℓ(u) = e^{−u}
   }
@@ -591,11 +600,12 @@ MaxMargin solve_max_margin(const MatrixXd& Xt, double tol, int max_sweeps) {
 VectorXd solve_w_tilde(const MatrixXd& Xt, const MaxMargin& mm, double eta_eff, const VectorXd& w0) {
   const Eigen::Index d = Xt.cols();
   if (!(eta_eff > 0) || !std::isfinite(eta_eff)) {
-    throw InputError("solve_w_tilde: eta_eff must be finite and > 0 (got " + std::to_string(eta_eff) + ")");
+    throw InputError("solve_w_tilde: eta_eff must be finite and > 0 (got " + std::to_string(eta_eff) +
+                     ")");
   }
   if (mm.w_hat.size() != d || mm.support.empty()) {
-    throw InputError("solve_w_tilde: max-margin solution does not match the data (" +
-                     shape_string(Xt) + ", |w_hat| = " + std::to_string(mm.w_hat.size()) +
+    throw InputError("solve_w_tilde: max-margin solution does not match the data (" + shape_string(Xt) +
+                     ", |w_hat| = " + std::to_string(mm.w_hat.size()) +
                      ", |S| = " + std::to_string(mm.support.size()) + ")");
   }
   const VectorXd origin = VectorXd::Zero(d);
@@ -630,13 +640,17 @@ VectorXd solve_w_tilde(const MatrixXd& Xt, const MaxMargin& mm, double eta_eff, 
   const auto objective = [&](const VectorXd& c) {
     return eta_eff * (-(coords * c)).array().exp().sum() + w_hat_coords.dot(c);
   };
-  // Start from the least-squares solution of x̃_nᵀv = ln(η/α_n) over the n ∈ S with α_n > 0, which
-  // is exact when the support vectors are linearly independent.
+  // Start from the least-squares solution of x̃_nᵀv = ln(η/α_n) over the n ∈ S whose α_n is not
+  // negligible, which is exact when the support vectors are linearly independent. (With
+  // duplicated support vectors the dual splits α arbitrarily between the copies, possibly as
+  // (α, ~0): hence the cut-off, and the fall-back to v = 0 when the guess is worse.)
   VectorXd c = VectorXd::Zero(rank);
-  {
+  if (mm.alpha.size() == Xt.rows()) {
+    double alpha_max = 0;
+    for (const int idx : mm.support) alpha_max = std::max(alpha_max, mm.alpha(idx));
     std::vector<Eigen::Index> rows;
     for (Eigen::Index k = 0; k < n_support; ++k) {
-      if (mm.alpha.size() == Xt.rows() && mm.alpha(mm.support[static_cast<std::size_t>(k)]) > 0) rows.push_back(k);
+      if (mm.alpha(mm.support[static_cast<std::size_t>(k)]) > 1e-8 * alpha_max) rows.push_back(k);
     }
     if (!rows.empty()) {
       MatrixXd a(static_cast<Eigen::Index>(rows.size()), rank);
@@ -647,26 +661,42 @@ VectorXd solve_w_tilde(const MatrixXd& Xt, const MaxMargin& mm, double eta_eff, 
         b(row) = std::log(eta_eff / mm.alpha(mm.support[static_cast<std::size_t>(rows[i])]));
       }
       const VectorXd guess = a.completeOrthogonalDecomposition().solve(b);
-      if (guess.allFinite() && std::isfinite(objective(guess))) c = guess;
+      if (guess.allFinite() && objective(guess) < objective(c)) c = guess;
     }
   }
-  constexpr int kMaxNewtonIterations = 200;
+  constexpr int kMaxNewtonIterations = 500;
   bool converged = false;
   double f = objective(c);
-  for (int iter = 0; iter < kMaxNewtonIterations && !converged; ++iter) {
+  double previous_step_norm = std::numeric_limits<double>::infinity();
+  for (int iter = 0; iter < kMaxNewtonIterations; ++iter) {
     const VectorXd weights = eta_eff * (-(coords * c)).array().exp().matrix();
     const VectorXd grad = w_hat_coords - coords.transpose() * weights;
     const MatrixXd hessian = coords.transpose() * weights.asDiagonal() * coords;
     const VectorXd step = -hessian.ldlt().solve(grad);
-    const double decrement = -grad.dot(step);  // Newton decrement λ², ≥ 0
+    const double decrement = -grad.dot(step);  // Newton decrement λ² ≥ 0
     if (!step.allFinite() || !(decrement >= 0)) break;
-    // Stop once the Newton step is at rounding level: quadratic convergence makes the last step
-    // far smaller than the remaining error of the previous one.
-    if (step.norm() <= 1e-14 * std::max(1.0, c.norm())) {
+    const double step_norm = step.norm();
+    const double scale = std::max(1.0, c.norm());
+    // Converged: after this step the error is O(step²) (quadratic convergence).
+    if (step_norm <= 1e-12 * scale) {
       c += step;
       converged = true;
       break;
     }
+    // Quadratic-convergence region. Here f can no longer resolve the decrease (λ² is near its
+    // rounding error), so a line search would stall: take pure Newton steps until they stop
+    // shrinking, i.e. until the rounding floor of the gradient is reached.
+    if (decrement <= 1e-10 * std::max(1.0, std::abs(f))) {
+      if (step_norm >= 0.5 * previous_step_norm) {
+        converged = step_norm <= 1e-8 * scale;
+        break;
+      }
+      previous_step_norm = step_norm;
+      c += step;
+      f = objective(c);
+      continue;
+    }
+    // Damped phase: Armijo backtracking.
     double t = 1.0;
     VectorXd trial = c + step;
     double f_trial = objective(trial);
@@ -675,17 +705,14 @@ VectorXd solve_w_tilde(const MatrixXd& Xt, const MaxMargin& mm, double eta_eff, 
       trial = c + t * step;
       f_trial = objective(trial);
     }
-    if (t <= 1e-20) {
-      // No decrease possible: we are at the minimiser to rounding accuracy.
-      converged = decrement <= 1e-20 * std::max(1.0, std::abs(f));
-      break;
-    }
+    if (t <= 1e-20) break;
     c = trial;
     f = f_trial;
   }
   if (!converged || !c.allFinite()) {
-    throw NumericError("solve_w_tilde: Newton iteration did not converge; w~ may not exist "
-                       "(a support vector with alpha = 0, or rank(X_S) < rank(X))");
+    throw NumericError(
+        "solve_w_tilde: Newton iteration did not converge; w~ may not exist (w_hat on the "
+        "boundary of the cone of the support vectors, e.g. a support vector with alpha = 0)");
   }
   // w̃ = P_S w̃ + (I − P_S) w0 (Soudry Thm 4: the component outside span(X_S) stays at w(0)).
   const VectorXd in_span = basis * c;
