@@ -1,0 +1,1 @@
+// Experiment kind `gfs_sharpness`: being written (see issue 6).

@@ -1,0 +1,2 @@
+// Hessian tools: being written (see issue 6).
+#pragma once

@@ -1,0 +1,1 @@
+#include "worker/numerics/relu_minima_stability.h"
