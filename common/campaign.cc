@@ -192,13 +192,15 @@ bool parse_value(const std::string& text, const gp::FieldDescriptor* field, gp::
 
 class SpecLoader {
  public:
-  SpecLoader(std::string display_path, std::string spec_dir) : path_(std::move(display_path)), dir_(std::move(spec_dir)) {}
+  SpecLoader(std::string display_path, std::string spec_dir, std::vector<std::string> allowed_input_dirs)
+      : path_(std::move(display_path)), dir_(std::move(spec_dir)), allowed_(std::move(allowed_input_dirs)) {}
 
   Campaign load(const std::string& text) {
     Campaign campaign;
     campaign.spec_path = path_;
     campaign.spec_dir = dir_;
     campaign.spec_text = text;
+    campaign.allowed_input_dirs = allowed_;
 
     gp::TextFormat::Parser parser;
     CollectingErrors collector(path_, text);
@@ -351,7 +353,7 @@ class SpecLoader {
           }
         }
         if (!ok) continue;
-        TaskContext context{spec.seed(), i, next_id, dir_};
+        TaskContext context{spec.seed(), i, next_id, dir_, allowed_};
         try {
           auto prepared = impl->prepare(*kind_msg, context);
           task.summary = prepared->summary();
@@ -378,6 +380,7 @@ class SpecLoader {
 
   std::string path_;
   std::string dir_;
+  std::vector<std::string> allowed_;
   gp::TextFormat::ParseInfoTree tree_;
   std::vector<std::string> errors_;
   std::set<std::string> seen_;
@@ -394,7 +397,7 @@ const gp::Message* kind_message(const pb::Experiment& experiment, std::string* k
 }
 
 TaskContext Campaign::context_for(const PlannedTask& task) const {
-  return TaskContext{spec.seed(), task.experiment_index, task.task_id, spec_dir};
+  return TaskContext{spec.seed(), task.experiment_index, task.task_id, spec_dir, allowed_input_dirs};
 }
 
 std::string Campaign::kind_config_text(const pb::Experiment& experiment) {
@@ -417,8 +420,9 @@ std::vector<std::string> Campaign::task_lines() const {
   return lines;
 }
 
-Campaign parse_campaign(const std::string& text, const std::string& display_path, const std::string& spec_dir) {
-  return SpecLoader(display_path, spec_dir).load(text);
+Campaign parse_campaign(const std::string& text, const std::string& display_path, const std::string& spec_dir,
+                        const std::vector<std::string>& allowed_input_dirs) {
+  return SpecLoader(display_path, spec_dir, allowed_input_dirs).load(text);
 }
 
 Campaign load_campaign(const std::string& path) {

@@ -30,6 +30,7 @@ struct Campaign {
   std::string spec_path;  // as given by the user
   std::string spec_dir;   // directory of the spec file (for relative input paths)
   std::string spec_text;  // the file's text, stored verbatim in the output
+  std::vector<std::string> allowed_input_dirs;  // empty: inputs may be read from anywhere
   pb::CampaignSpec spec;
   std::vector<PlannedTask> tasks;
 
@@ -47,6 +48,8 @@ const google::protobuf::Message* kind_message(const pb::Experiment& experiment, 
 // Reads and loads a spec file. Throws InputError whose message holds one line per problem.
 Campaign load_campaign(const std::string& path);
 // Same, from text; `display_path` is used in messages.
-Campaign parse_campaign(const std::string& text, const std::string& display_path, const std::string& spec_dir);
+// `allowed_input_dirs` (if not empty) confines every input file the tasks read.
+Campaign parse_campaign(const std::string& text, const std::string& display_path, const std::string& spec_dir,
+                        const std::vector<std::string>& allowed_input_dirs = {});
 
 }  // namespace gdlab

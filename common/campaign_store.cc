@@ -161,6 +161,12 @@ void CampaignStore::mark_failed(std::int64_t task_id, const std::string& error) 
   open_.erase(task_id);
 }
 
+void CampaignStore::mark_cancelled(std::int64_t task_id) {
+  OpenTask& t = open_task(task_id);
+  t.group.set_attribute("status", std::string_view("cancelled"));
+  open_.erase(task_id);
+}
+
 std::uint64_t CampaignStore::flush() {
   file_.flush();
   return rows_total_;

@@ -25,9 +25,12 @@ class CampaignStore {
   void append(const pb::TrajectoryChunk& chunk);
   void mark_done(std::int64_t task_id, double wall_seconds);
   void mark_failed(std::int64_t task_id, const std::string& error);
+  // The task's campaign was cancelled before or while it ran.
+  void mark_cancelled(std::int64_t task_id);
   // Flushes HDF5's buffers to the file; returns the number of time-series rows now in the file.
   std::uint64_t flush();
-  // Sets the root attribute gdlab_status ("complete" or "failed") and flushes.
+  // Sets the root attribute gdlab_status ("complete", "failed", "cancelled" or "drained") and
+  // flushes.
   void finish(const std::string& status);
   std::uint64_t rows_total() const { return rows_total_; }
 

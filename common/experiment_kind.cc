@@ -1,5 +1,6 @@
 #include "common/experiment_kind.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "common/errors.h"
@@ -7,9 +8,22 @@
 namespace gdlab {
 
 std::string TaskContext::resolve_path(const std::string& path) const {
-  std::filesystem::path p(path);
-  if (p.is_absolute() || spec_dir.empty()) return p.string();
-  return (std::filesystem::path(spec_dir) / p).lexically_normal().string();
+  namespace fs = std::filesystem;
+  fs::path p(path);
+  if (!p.is_absolute() && !spec_dir.empty()) p = fs::path(spec_dir) / p;
+  p = p.lexically_normal();
+  if (allowed_input_dirs.empty()) return p.string();
+  // Compare canonical forms so that neither ".." nor a symbolic link leads outside.
+  std::error_code ec;
+  const fs::path real = fs::weakly_canonical(p, ec);
+  for (const auto& dir : allowed_input_dirs) {
+    const fs::path root = fs::weakly_canonical(fs::path(dir), ec);
+    auto [r, _] = std::mismatch(root.begin(), root.end(), real.begin(), real.end());
+    if (r == root.end()) return real.string();
+  }
+  std::string dirs;
+  for (const auto& dir : allowed_input_dirs) dirs += (dirs.empty() ? "" : ", ") + dir;
+  throw InputError(path + ": outside the allowed input directories (" + dirs + ")");
 }
 
 KindRegistry& KindRegistry::instance() {

@@ -27,6 +27,9 @@ struct TaskContext {
   std::int64_t experiment_index = 0;
   std::int64_t task_id = 0;
   std::string spec_dir;  // relative input paths are resolved against it
+  // When not empty, input files must lie inside one of these directories (a served coordinator
+  // only reads from its allowed input directories).
+  std::vector<std::string> allowed_input_dirs;
 
   // Seed of random stream `stream` of this task.
   std::uint64_t task_seed(std::uint64_t stream) const {
@@ -38,6 +41,7 @@ struct TaskContext {
   std::uint64_t experiment_seed(std::uint64_t stream) const {
     return derive_seed(campaign_seed, static_cast<std::uint64_t>(experiment_index), ~std::uint64_t{0}, stream);
   }
+  // Resolves `path` against spec_dir; throws InputError if it lies outside allowed_input_dirs.
   std::string resolve_path(const std::string& path) const;
 };
 

@@ -1,15 +1,9 @@
 #include "coordinator/coordinator.h"
 
-#include <deque>
-#include <map>
-
 #include "common/errors.h"
 #include "common/wire.h"
 
 namespace gdlab {
-
-Coordinator::Coordinator(Transport& transport, const Campaign& campaign, CampaignStore& store, RunLog& log)
-    : transport_(transport), campaign_(campaign), store_(store), log_(log) {}
 
 namespace {
 
@@ -19,11 +13,297 @@ pb::WireMessage shutdown_message(pb::Shutdown::Reason reason) {
   return msg;
 }
 
-std::string describe(const PlannedTask& t) {
-  return t.kind + (t.sweep_point.empty() ? "" : " " + t.sweep_point);
+std::string describe(const PlannedTask& t) { return t.kind + (t.sweep_point.empty() ? "" : " " + t.sweep_point); }
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
 }  // namespace
+
+// ------------------------------------------------------------------------------------ CampaignRun
+
+CampaignRun::CampaignRun(std::int64_t id, Campaign campaign, std::string out_path, bool quiet)
+    : id_(id), campaign_(std::move(campaign)), out_path_(std::move(out_path)) {
+  store_ = std::make_unique<CampaignStore>(CampaignStore::create(out_path_, campaign_));
+  log_ = std::make_unique<RunLog>(out_path_ + ".log", quiet);
+  for (std::size_t i = 0; i < campaign_.tasks.size(); ++i) {
+    index_of_[campaign_.tasks[i].task_id] = i;
+    pending_.push_back(i);
+  }
+}
+
+bool CampaignRun::finished() const {
+  return state_ == "complete" || state_ == "failed" || state_ == "cancelled" || state_ == "drained";
+}
+
+pb::CampaignInfo CampaignRun::info() const {
+  pb::CampaignInfo info;
+  info.set_campaign_id(id_);
+  info.set_name(campaign_.spec.name());
+  info.set_state(state_);
+  info.set_tasks_total(static_cast<std::int64_t>(campaign_.tasks.size()));
+  info.set_tasks_done(static_cast<std::int64_t>(done_));
+  info.set_tasks_failed(static_cast<std::int64_t>(failed_));
+  info.set_tasks_running(static_cast<std::int64_t>(running_.size()));
+  info.set_tasks_cancelled(static_cast<std::int64_t>(cancelled_));
+  info.set_file(out_path_);
+  const double elapsed = seconds_since(started_);
+  info.set_elapsed_s(elapsed);
+  const std::size_t finished_tasks = done_ + failed_;
+  const std::size_t left = campaign_.tasks.size() - finished_tasks - cancelled_;
+  info.set_eta_s(finished() ? 0.0
+                 : finished_tasks > 0
+                     ? elapsed / static_cast<double>(finished_tasks) * static_cast<double>(left)
+                     : -1.0);
+  return info;
+}
+
+// ------------------------------------------------------------------------------------ Coordinator
+
+Coordinator::Coordinator(Transport& transport) : transport_(transport), live_workers_(transport.size() - 1) {}
+
+CampaignRun& Coordinator::add(std::unique_ptr<CampaignRun> run) {
+  CampaignRun& r = *run;
+  campaigns_.push_back(std::move(run));
+  r.log_->start(r.campaign_.spec.name(), r.campaign_.tasks.size(), transport_.size(), r.out_path_);
+  emit(r, "snapshot", "", "queued");
+  maybe_finalize(r);  // a campaign without tasks is complete at once
+  // Workers waiting for work get it now.
+  while (!idle_workers_.empty() && assign_to(idle_workers_.front())) idle_workers_.pop_front();
+  return r;
+}
+
+CampaignRun* Coordinator::find(std::int64_t campaign_id) {
+  for (auto& r : campaigns_)
+    if (r->id_ == campaign_id) return r.get();
+  return nullptr;
+}
+
+CampaignRun& Coordinator::run_of(std::int64_t campaign_id) {
+  CampaignRun* r = find(campaign_id);
+  if (r == nullptr || r->store_ == nullptr)
+    throw TransportError("message about unknown or closed campaign " + std::to_string(campaign_id));
+  return *r;
+}
+
+const PlannedTask& Coordinator::task_of(CampaignRun& run, std::int64_t task_id) {
+  auto it = run.index_of_.find(task_id);
+  if (it == run.index_of_.end()) throw TransportError("message about unknown task id " + std::to_string(task_id));
+  return run.campaign_.tasks[it->second];
+}
+
+bool Coordinator::cancel(std::int64_t campaign_id) {
+  CampaignRun* r = find(campaign_id);
+  if (r == nullptr || r->finished()) return false;
+  if (r->cancel_requested_) return true;
+  r->cancel_requested_ = true;
+  for (std::size_t i : r->pending_) {
+    r->store_->mark_cancelled(r->campaign_.tasks[i].task_id);
+    ++r->cancelled_;
+  }
+  r->pending_.clear();
+  for (const auto& [task_id, worker] : r->running_) {
+    pb::WireMessage msg;
+    msg.mutable_cancel()->set_campaign_id(r->id_);
+    msg.mutable_cancel()->set_task_id(task_id);
+    send_wire(transport_, worker, std::move(msg));
+  }
+  r->log_->message("campaign " + r->campaign_.spec.name() + ": cancel requested");
+  maybe_finalize(*r);
+  return true;
+}
+
+void Coordinator::drain() {
+  draining_ = true;
+  for (auto& r : campaigns_) maybe_finalize(*r);
+}
+
+bool Coordinator::busy() const {
+  for (const auto& r : campaigns_)
+    if (!r->running_.empty()) return true;
+  return false;
+}
+
+bool Coordinator::all_finished() const {
+  for (const auto& r : campaigns_)
+    if (!r->finished()) return false;
+  return true;
+}
+
+void Coordinator::send_home(int worker) {
+  send_wire(transport_, worker, shutdown_message(pb::Shutdown::NO_MORE_TASKS));
+  --live_workers_;
+}
+
+void Coordinator::release_workers() {
+  releasing_ = true;
+  while (!idle_workers_.empty()) {
+    send_home(idle_workers_.front());
+    idle_workers_.pop_front();
+  }
+}
+
+bool Coordinator::assign_to(int worker) {
+  if (draining_ || campaigns_.empty()) return false;
+  // Round robin over the campaigns that have pending tasks.
+  for (std::size_t k = 0; k < campaigns_.size(); ++k) {
+    CampaignRun& r = *campaigns_[(round_robin_ + k) % campaigns_.size()];
+    if (r.pending_.empty() || r.cancel_requested_ || r.finished()) continue;
+    round_robin_ = (round_robin_ + k + 1) % campaigns_.size();
+    const PlannedTask& t = r.campaign_.tasks[r.pending_.front()];
+    r.pending_.pop_front();
+    pb::WireMessage assign;
+    auto* a = assign.mutable_assign();
+    a->set_task_id(t.task_id);
+    a->set_campaign_id(r.id_);
+    a->set_task_name(t.task_name);
+    a->set_experiment(t.experiment.SerializeAsString());
+    a->set_campaign_seed(r.campaign_.spec.seed());
+    a->set_experiment_index(t.experiment_index);
+    a->set_spec_dir(r.campaign_.spec_dir);
+    for (const auto& dir : r.campaign_.allowed_input_dirs) a->add_allowed_input_dirs(dir);
+    r.store_->mark_running(t.task_id, worker);
+    r.running_[t.task_id] = worker;
+    r.state_ = "running";
+    send_wire(transport_, worker, std::move(assign));
+    r.log_->task_started(t.task_name, describe(t), worker);
+    emit(r, "task_started", t.task_name, describe(t));
+    return true;
+  }
+  return false;
+}
+
+void Coordinator::emit(const CampaignRun& run, const std::string& type, const std::string& task,
+                       const std::string& detail) {
+  if (listener_ == nullptr) return;
+  pb::ProgressEvent e;
+  e.set_type(type);
+  e.set_task(task);
+  e.set_detail(detail);
+  *e.mutable_campaign() = run.info();
+  listener_->on_event(run, e);
+}
+
+void Coordinator::task_finished(CampaignRun& run, const PlannedTask& t, const std::string& type,
+                                const std::string& detail, double seconds) {
+  run.running_.erase(t.task_id);
+  const bool ok = type == "task_done";
+  if (type != "task_cancelled")
+    run.log_->task_finished(t.task_name, describe(t), ok, detail, seconds, run.done_ + run.failed_,
+                            run.campaign_.tasks.size(), run.failed_);
+  emit(run, type, t.task_name, detail);
+  maybe_finalize(run);
+}
+
+void Coordinator::maybe_finalize(CampaignRun& run) {
+  if (run.finished() || !run.running_.empty()) return;
+  std::string status;
+  if (run.cancel_requested_)
+    status = "cancelled";
+  else if (!run.pending_.empty())
+    status = draining_ ? "drained" : "";
+  else
+    status = run.failed_ > 0 ? "failed" : "complete";
+  if (status.empty()) return;
+  run.store_->finish(status);
+  run.log_->flushed(run.store_->rows_total());
+  run.log_->finish(status, run.done_, run.failed_);
+  run.store_.reset();  // closes the file
+  run.state_ = status;
+  emit(run, "campaign_finished", "", status);
+}
+
+void Coordinator::handle(const Message& m) {
+  const pb::WireMessage msg = decode_wire(m);
+  switch (msg.body_case()) {
+    case pb::WireMessage::kRequest:
+      if (releasing_) {
+        send_home(m.source);
+      } else if (!assign_to(m.source)) {
+        if (keep_workers_ && !draining_)
+          idle_workers_.push_back(m.source);
+        else
+          send_home(m.source);
+      }
+      break;
+    case pb::WireMessage::kChunk: {
+      CampaignRun& r = run_of(msg.chunk().campaign_id());
+      task_of(r, msg.chunk().task_id());
+      for (const auto& attr : msg.chunk().attributes())
+        if (attr.name() == "verdict") r.verdict_[msg.chunk().task_id()] = attr.text();
+      r.store_->append(msg.chunk());
+      break;
+    }
+    case pb::WireMessage::kDone: {
+      CampaignRun& r = run_of(msg.done().campaign_id());
+      const PlannedTask& t = task_of(r, msg.done().task_id());
+      r.store_->mark_done(t.task_id, msg.done().wall_seconds());
+      ++r.done_;
+      const std::string detail = r.verdict_.count(t.task_id) ? "verdict " + r.verdict_[t.task_id] : "";
+      task_finished(r, t, "task_done", detail, msg.done().wall_seconds());
+      break;
+    }
+    case pb::WireMessage::kFailed: {
+      CampaignRun& r = run_of(msg.failed().campaign_id());
+      const PlannedTask& t = task_of(r, msg.failed().task_id());
+      if (msg.failed().cancelled()) {
+        r.store_->mark_cancelled(t.task_id);
+        ++r.cancelled_;
+        task_finished(r, t, "task_cancelled", "", 0.0);
+      } else {
+        r.store_->mark_failed(t.task_id, msg.failed().error());
+        ++r.failed_;
+        task_finished(r, t, "task_failed", msg.failed().error(), 0.0);
+      }
+      break;
+    }
+    default:
+      throw TransportError("unexpected message from rank " + std::to_string(m.source));
+  }
+}
+
+void Coordinator::flush_all() {
+  for (auto& r : campaigns_) {
+    if (r->store_ == nullptr) continue;
+    r->log_->flushed(r->store_->flush());
+    r->last_flush_ = std::chrono::steady_clock::now();
+  }
+}
+
+bool Coordinator::step() {
+  // Flush every open file on its campaign's cadence.
+  const auto now = std::chrono::steady_clock::now();
+  for (auto& r : campaigns_) {
+    if (r->store_ == nullptr) continue;
+    const auto interval = std::chrono::duration<double>(r->campaign_.spec.store().flush_interval_s());
+    if (now - r->last_flush_ >= interval) {
+      r->log_->flushed(r->store_->flush());
+      r->last_flush_ = now;
+    }
+  }
+  std::optional<Message> m = transport_.poll();
+  if (!m) return false;
+  handle(*m);
+  return true;
+}
+
+Coordinator::Result Coordinator::run_to_completion() {
+  Backoff backoff;
+  while (!all_finished() || live_workers_ > 0) {
+    if (all_finished()) release_workers();
+    if (step())
+      backoff.reset();
+    else
+      backoff.sleep();
+  }
+  Result result;
+  for (const auto& r : campaigns_) {
+    result.done += r->done_;
+    result.failed += r->failed_;
+  }
+  return result;
+}
 
 void Coordinator::dismiss_workers(Transport& transport) {
   int remaining = transport.size() - 1;
@@ -41,90 +321,6 @@ void Coordinator::dismiss_workers(Transport& transport) {
       --remaining;
     }
   }
-}
-
-Coordinator::Result Coordinator::run() {
-  const auto& tasks = campaign_.tasks;
-  std::deque<std::size_t> queue;
-  for (std::size_t i = 0; i < tasks.size(); ++i) queue.push_back(i);
-  std::map<std::int64_t, std::size_t> index_of;
-  for (std::size_t i = 0; i < tasks.size(); ++i) index_of[tasks[i].task_id] = i;
-  std::map<std::int64_t, std::string> verdict;  // a kind's "verdict" attribute, shown in progress lines
-
-  Result result;
-  int active_workers = transport_.size() - 1;
-  const auto flush_interval = std::chrono::duration<double>(campaign_.spec.store().flush_interval_s());
-  auto last_flush = std::chrono::steady_clock::now();
-  Backoff backoff;
-
-  auto lookup = [&](std::int64_t id) -> const PlannedTask& {
-    auto it = index_of.find(id);
-    if (it == index_of.end()) throw TransportError("message about unknown task id " + std::to_string(id));
-    return tasks[it->second];
-  };
-
-  while (active_workers > 0) {
-    if (std::chrono::steady_clock::now() - last_flush >= flush_interval) {
-      log_.flushed(store_.flush());
-      last_flush = std::chrono::steady_clock::now();
-    }
-    std::optional<Message> m = transport_.poll();
-    if (!m) {
-      backoff.sleep();
-      continue;
-    }
-    backoff.reset();
-    const pb::WireMessage msg = decode_wire(*m);
-    switch (msg.body_case()) {
-      case pb::WireMessage::kRequest: {
-        if (queue.empty()) {
-          send_wire(transport_, m->source, shutdown_message(pb::Shutdown::NO_MORE_TASKS));
-          --active_workers;
-          break;
-        }
-        const PlannedTask& t = tasks[queue.front()];
-        queue.pop_front();
-        pb::WireMessage assign;
-        auto* a = assign.mutable_assign();
-        a->set_task_id(t.task_id);
-        a->set_task_name(t.task_name);
-        a->set_experiment(t.experiment.SerializeAsString());
-        a->set_campaign_seed(campaign_.spec.seed());
-        a->set_experiment_index(t.experiment_index);
-        a->set_spec_dir(campaign_.spec_dir);
-        store_.mark_running(t.task_id, m->source);
-        send_wire(transport_, m->source, std::move(assign));
-        log_.task_started(t.task_name, describe(t), m->source);
-        break;
-      }
-      case pb::WireMessage::kChunk:
-        lookup(msg.chunk().task_id());
-        for (const auto& attr : msg.chunk().attributes())
-          if (attr.name() == "verdict") verdict[msg.chunk().task_id()] = attr.text();
-        store_.append(msg.chunk());
-        break;
-      case pb::WireMessage::kDone: {
-        const PlannedTask& t = lookup(msg.done().task_id());
-        store_.mark_done(t.task_id, msg.done().wall_seconds());
-        ++result.done;
-        const std::string detail = verdict.count(t.task_id) ? "verdict " + verdict[t.task_id] : "";
-        log_.task_finished(t.task_name, describe(t), true, detail, msg.done().wall_seconds(),
-                           result.done + result.failed, tasks.size(), result.failed);
-        break;
-      }
-      case pb::WireMessage::kFailed: {
-        const PlannedTask& t = lookup(msg.failed().task_id());
-        store_.mark_failed(t.task_id, msg.failed().error());
-        ++result.failed;
-        log_.task_finished(t.task_name, describe(t), false, msg.failed().error(), 0.0, result.done + result.failed,
-                           tasks.size(), result.failed);
-        break;
-      }
-      default:
-        throw TransportError("unexpected message from rank " + std::to_string(m->source));
-    }
-  }
-  return result;
 }
 
 }  // namespace gdlab

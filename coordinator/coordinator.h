@@ -1,37 +1,125 @@
-// The coordinator: rank 0 of a `gdlab run`. Hands out tasks dynamically (an idle worker asks, the
-// coordinator answers, never waiting on a particular worker), writes every chunk it receives into
-// the campaign's HDF5 file (it is the file's only writer), flushes on a cadence, and records
-// failed tasks without stopping the others. It knows no experiment kind by name.
+// The coordinator: rank 0. Hands out tasks dynamically (an idle worker asks, the coordinator
+// answers, never waiting on a particular worker), writes every chunk it receives into the
+// campaign's HDF5 file (it is the file's only writer), flushes on a cadence, and records failed
+// tasks without stopping the others. It knows no experiment kind by name.
+//
+// It runs any number of campaigns at once (`gdlab serve` queues them; `gdlab run` has one):
+// tasks are taken round-robin across the campaigns that have work, so a long campaign does not
+// starve a short one submitted later. All of it runs on the one thread that owns MPI.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
+#include <deque>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
 
 #include "common/campaign.h"
 #include "common/campaign_store.h"
 #include "common/transport.h"
 #include "coordinator/run_log.h"
+#include "proto/service.pb.h"
 
 namespace gdlab {
 
+// One campaign being run: its plan, its file, its progress.
+class CampaignRun {
+ public:
+  // Creates the HDF5 file at `out_path` (which must not exist) and the log next to it.
+  CampaignRun(std::int64_t id, Campaign campaign, std::string out_path, bool quiet);
+
+  std::int64_t id() const { return id_; }
+  const Campaign& campaign() const { return campaign_; }
+  const std::string& out_path() const { return out_path_; }
+  // queued | running | complete | failed | cancelled | drained
+  const std::string& state() const { return state_; }
+  bool finished() const;
+  pb::CampaignInfo info() const;
+
+ private:
+  friend class Coordinator;
+  std::int64_t id_;
+  Campaign campaign_;
+  std::string out_path_;
+  std::unique_ptr<CampaignStore> store_;
+  std::unique_ptr<RunLog> log_;
+  std::map<std::int64_t, std::size_t> index_of_;  // task id -> index in campaign_.tasks
+  std::deque<std::size_t> pending_;
+  std::map<std::int64_t, int> running_;  // task id -> worker rank
+  std::map<std::int64_t, std::string> verdict_;
+  std::size_t done_ = 0, failed_ = 0, cancelled_ = 0;
+  bool cancel_requested_ = false;
+  std::string state_ = "queued";
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_flush_ = started_;
+};
+
 class Coordinator {
  public:
+  // Receives progress events, on the coordinator's (MPI) thread.
+  class Listener {
+   public:
+    virtual ~Listener() = default;
+    virtual void on_event(const CampaignRun& run, const pb::ProgressEvent& event) = 0;
+  };
   struct Result {
     std::size_t done = 0;
     std::size_t failed = 0;
   };
-  Coordinator(Transport& transport, const Campaign& campaign, CampaignStore& store, RunLog& log);
-  // Runs the campaign to completion: every task done or failed, every worker told to shut down.
-  Result run();
-  // Tells every worker to shut down without running anything (used when the run cannot start);
+
+  explicit Coordinator(Transport& transport);
+  void set_listener(Listener* listener) { listener_ = listener; }
+  // Serve mode: an idle worker waits for the next campaign instead of being sent home.
+  void set_keep_workers(bool keep) { keep_workers_ = keep; }
+
+  CampaignRun& add(std::unique_ptr<CampaignRun> run);
+  // Cancels a campaign: pending tasks are marked cancelled, running ones are told to stop at
+  // their next chunk; the file is closed once none runs. False if unknown or already finished.
+  bool cancel(std::int64_t campaign_id);
+  // Stops starting tasks; running ones finish; unfinished campaigns end as "drained".
+  void drain();
+  // Flushes every open file now (SIGUSR1 in `gdlab serve`).
+  void flush_all();
+  // Handles one message or one piece of due work; false if there was nothing to do.
+  bool step();
+  // True while any task runs.
+  bool busy() const;
+  bool all_finished() const;
+  // From now on every worker that asks for work is sent home; idle ones are sent home now.
+  void release_workers();
+  int live_workers() const { return live_workers_; }
+  CampaignRun* find(std::int64_t campaign_id);
+  const std::vector<std::unique_ptr<CampaignRun>>& campaigns() const { return campaigns_; }
+
+  // `gdlab run`: runs everything added to completion and sends every worker home.
+  Result run_to_completion();
+  // Tells every worker to shut down without running anything (used when a run cannot start);
   // answers each worker's first request so no message is left unreceived.
   static void dismiss_workers(Transport& transport);
 
  private:
+  void handle(const Message& m);
+  bool assign_to(int worker);
+  CampaignRun& run_of(std::int64_t campaign_id);
+  const PlannedTask& task_of(CampaignRun& run, std::int64_t task_id);
+  void task_finished(CampaignRun& run, const PlannedTask& task, const std::string& type, const std::string& detail,
+                     double seconds);
+  void maybe_finalize(CampaignRun& run);
+  void emit(const CampaignRun& run, const std::string& type, const std::string& task, const std::string& detail);
+  void send_home(int worker);
+
   Transport& transport_;
-  const Campaign& campaign_;
-  CampaignStore& store_;
-  RunLog& log_;
+  Listener* listener_ = nullptr;
+  bool keep_workers_ = false;
+  bool draining_ = false;
+  bool releasing_ = false;
+  int live_workers_;
+  std::deque<int> idle_workers_;
+  std::vector<std::unique_ptr<CampaignRun>> campaigns_;
+  std::size_t round_robin_ = 0;
 };
 
 }  // namespace gdlab

@@ -2,6 +2,7 @@
 // rank a worker; `gdlab validate` needs no MPI. This file is the boundary where exceptions become
 // one clear message and an exit code: 0 success, 1 a failed run (any task failed, or a runtime
 // error), 2 bad input (spec, arguments, output path).
+#include <csignal>
 #include <filesystem>
 #include <iostream>
 #include <sstream>
@@ -12,7 +13,9 @@
 #include "common/campaign_store.h"
 #include "common/errors.h"
 #include "common/transport_mpi.h"
+#include "coordinator/client.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/serve.h"
 #include "coordinator/run_log.h"
 #include "worker/worker.h"
 
@@ -39,6 +42,17 @@ Usage:
       writes FILE.h5 (plus FILE.h5.log, JSON lines), ranks 1..N-1 run tasks.
       --force   replace FILE.h5 if it exists (otherwise an existing file is never touched)
       --quiet   no progress lines on stderr
+  mpirun -n N gdlab serve --data DIR [--listen 127.0.0.1:7878] [--inputs DIR2 ...] [--quiet]
+        [--read-timeout-ms 10000]
+      Run as a service: rank 0 serves campaigns submitted over TCP (docs/service.md), each written
+      to DIR/campaign_<id>_<name>.h5; the token for submit/cancel/shutdown is written to DIR/token
+      (mode 0600). Specs may read input files only from DIR/inputs and the --inputs directories.
+      SIGTERM/SIGINT drain (running tasks finish, files are closed, exit 0); SIGUSR1 flushes.
+  gdlab submit SPEC | list | status ID | watch ID | cancel ID | shutdown
+        [--server HOST:PORT] [--token-file DIR/token]
+      Talk to a running `gdlab serve` (defaults: $GDLAB_SERVER or 127.0.0.1:7878,
+      $GDLAB_TOKEN_FILE). Exit codes: 0 ok (watch: campaign complete); 1 the server refused or
+      the campaign failed/was cancelled; 2 bad input or refused token; 3 server unreachable.
   gdlab validate SPEC
       Check SPEC without running it and print the expanded task list (no MPI needed).
   gdlab kinds
@@ -99,31 +113,23 @@ void check_output_path(const RunArgs& args) {
 }
 
 int run_coordinator(const RunArgs& args, MpiTransport& transport) {
-  Campaign campaign;
-  std::unique_ptr<CampaignStore> store;
-  std::unique_ptr<RunLog> log;
+  std::unique_ptr<CampaignRun> run;
   try {
-    campaign = load_campaign(args.spec);
+    Campaign campaign = load_campaign(args.spec);
     check_output_path(args);
     try {
-      store = std::make_unique<CampaignStore>(CampaignStore::create(args.out, campaign));
+      run = std::make_unique<CampaignRun>(0, std::move(campaign), args.out, args.quiet);
     } catch (const StoreError& e) {
       throw InputError(args.out + ": cannot create the output file: " + e.what());
     }
-    log = std::make_unique<RunLog>(args.out + ".log", args.quiet);
   } catch (const InputError& e) {
     print_error(e.what());
     Coordinator::dismiss_workers(transport);
     return kExitBadInput;
   }
-  log->start(campaign.spec.name(), campaign.tasks.size(), transport.size(), args.out);
-  Coordinator coordinator(transport, campaign, *store, *log);
-  const Coordinator::Result result = coordinator.run();
-  const std::string status = result.failed > 0 ? "failed" : "complete";
-  store->finish(status);
-  log->flushed(store->rows_total());
-  log->finish(status, result.done, result.failed);
-  store.reset();
+  Coordinator coordinator(transport);
+  coordinator.add(std::move(run));
+  const Coordinator::Result result = coordinator.run_to_completion();
   if (!args.quiet) std::cerr << "[gdlab] results: " << args.out << " (log: " << args.out << ".log)" << std::endl;
   return result.failed > 0 ? kExitFailed : kExitOk;
 }
@@ -163,6 +169,84 @@ int command_run(int argc, char** argv, const std::vector<std::string>& args) {
   return exit_code;
 }
 
+ServiceOptions parse_serve_args(const std::vector<std::string>& args) {
+  ServiceOptions o;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&] {
+      if (i + 1 >= args.size()) throw InputError(a + " needs a value");
+      return args[++i];
+    };
+    if (a == "--listen")
+      o.listen = value();
+    else if (a == "--data")
+      o.data_dir = value();
+    else if (a == "--inputs")
+      o.input_dirs.push_back(value());
+    else if (a == "--quiet")
+      o.quiet = true;
+    else if (a == "--read-timeout-ms") {
+      const std::string v = value();
+      char* end = nullptr;
+      const long ms = std::strtol(v.c_str(), &end, 10);
+      if (*end != '\0' || ms < 1 || ms > 3'600'000) throw InputError("--read-timeout-ms " + v + ": expected 1..3600000");
+      o.read_timeout = std::chrono::milliseconds(ms);
+    }
+    else
+      throw InputError("unknown argument " + a + " (see gdlab --help)");
+  }
+  namespace fs = std::filesystem;
+  if (o.data_dir.empty()) throw InputError("gdlab serve needs --data DIR");
+  std::error_code ec;
+  fs::create_directories(o.data_dir, ec);
+  if (!fs::is_directory(o.data_dir)) throw InputError("--data " + o.data_dir + ": cannot create the directory");
+  o.data_dir = fs::absolute(o.data_dir).lexically_normal().string();
+  o.input_dirs.insert(o.input_dirs.begin(), (fs::path(o.data_dir) / "inputs").string());
+  fs::create_directories(o.input_dirs.front(), ec);
+  for (auto& dir : o.input_dirs) {
+    if (!fs::is_directory(dir)) throw InputError("--inputs " + dir + ": not a directory");
+    dir = fs::absolute(dir).lexically_normal().string();
+  }
+  return o;
+}
+
+int command_serve(int argc, char** argv, const std::vector<std::string>& args) {
+  MpiSession mpi(&argc, &argv);
+  int exit_code = kExitOk;
+  {
+    MpiTransport transport;
+    try {
+      if (transport.size() < 2) {
+        std::cerr << "gdlab: error: gdlab serve needs at least 2 MPI ranks (one coordinator, one or more workers)"
+                  << std::endl;
+        return kExitBadInput;
+      }
+      if (transport.rank() == 0) {
+        ServiceOptions options;
+        try {
+          options = parse_serve_args(args);
+          exit_code = serve(options, transport, MpiSession::thread_level_name(mpi.provided_thread_level()));
+        } catch (const InputError& e) {
+          print_error(e.what());
+          Coordinator::dismiss_workers(transport);
+          return kExitBadInput;
+        }
+      } else {
+        // mpirun forwards SIGTERM/SIGINT to every rank; the coordinator drains the service, and
+        // tells the workers when to go, so they ignore these signals (and SIGUSR1).
+        std::signal(SIGTERM, SIG_IGN);
+        std::signal(SIGINT, SIG_IGN);
+        std::signal(SIGUSR1, SIG_IGN);
+        Worker(transport).run();
+      }
+    } catch (const std::exception& e) {
+      std::cerr << "gdlab: rank " << transport.rank() << ": fatal: " << e.what() << std::endl;
+      MPI_Abort(MPI_COMM_WORLD, kExitFailed);
+    }
+  }
+  return exit_code;
+}
+
 int command_validate(const std::vector<std::string>& args) {
   if (args.size() != 1) throw InputError("usage: gdlab validate SPEC");
   const Campaign campaign = load_campaign(args[0]);
@@ -186,6 +270,8 @@ int main_impl(int argc, char** argv) {
   args.erase(args.begin());
   try {
     if (command == "run") return command_run(argc, argv, args);
+    if (command == "serve") return command_serve(argc, argv, args);
+    if (is_client_command(command)) return client_main(command, args);
     if (command == "validate") return command_validate(args);
     if (command == "kinds") {
       for (const auto& k : KindRegistry::instance().names()) std::cout << k << "\n";

@@ -41,9 +41,6 @@ std::string run_campaign(int workers, const std::string& name, Coordinator::Resu
   std::filesystem::create_directories(dir);
   const std::string path = (dir / name).string();
   std::filesystem::remove(path);
-  const Campaign campaign = parse_campaign(kSpec, "spec.textproto", "");
-  CampaignStore store = CampaignStore::create(path, campaign);
-  RunLog log("", true);
   InProcNetwork net(workers + 1);
   std::vector<std::thread> threads;
   for (int r = 1; r <= workers; ++r)
@@ -53,9 +50,10 @@ std::string run_campaign(int workers, const std::string& name, Coordinator::Resu
       options.chunk_bytes = 512;
       Worker(net.endpoint(r), options).run();
     });
-  *result = Coordinator(net.endpoint(0), campaign, store, log).run();
+  Coordinator coordinator(net.endpoint(0));
+  coordinator.add(std::make_unique<CampaignRun>(0, parse_campaign(kSpec, "spec.textproto", ""), path, true));
+  *result = coordinator.run_to_completion();
   for (auto& t : threads) t.join();
-  store.finish(result->failed ? "failed" : "complete");
   return path;
 }
 

@@ -10,12 +10,18 @@
 namespace gdlab {
 namespace {
 
+// Thrown out of a running task when its campaign is cancelled.
+class TaskCancelled : public Error {
+ public:
+  TaskCancelled() : Error("cancelled") {}
+};
+
 // Buffers a task's results into TrajectoryChunk messages and ships them to the coordinator as
 // they fill up or age, so worker memory stays bounded however long the task runs.
 class ChunkingRecorder : public Recorder {
  public:
-  ChunkingRecorder(Transport& transport, const WorkerOptions& options, std::int64_t task_id)
-      : transport_(transport), options_(options), task_id_(task_id) {
+  ChunkingRecorder(Transport& transport, const WorkerOptions& options, std::int64_t campaign_id, std::int64_t task_id)
+      : transport_(transport), options_(options), campaign_id_(campaign_id), task_id_(task_id) {
     reset();
   }
 
@@ -65,22 +71,43 @@ class ChunkingRecorder : public Recorder {
     reset();
   }
 
+  // While a task runs, the only message the coordinator sends this worker is a CancelTask: stop
+  // at this chunk. Checked when a chunk is sent, and at most every 50 ms between chunks.
+  void check_cancelled() {
+    last_cancel_check_ = std::chrono::steady_clock::now();
+    while (auto m = transport_.poll()) {
+      const pb::WireMessage msg = decode_wire(*m);
+      if (msg.has_cancel() && msg.cancel().campaign_id() == campaign_id_ && msg.cancel().task_id() == task_id_)
+        throw TaskCancelled();
+      if (!msg.has_cancel()) throw TransportError("worker got an unexpected message while running a task");
+    }
+  }
+
  private:
   pb::TrajectoryChunk& chunk() { return *msg_.mutable_chunk(); }
   void reset() {
     msg_.Clear();
     chunk().set_task_id(task_id_);
+    chunk().set_campaign_id(campaign_id_);
     index_.clear();
     bytes_ = 0;
     born_ = std::chrono::steady_clock::now();
   }
   void maybe_send() {
-    if (bytes_ >= options_.chunk_bytes || std::chrono::steady_clock::now() - born_ >= options_.chunk_age) send();
+    const auto now = std::chrono::steady_clock::now();
+    if (bytes_ >= options_.chunk_bytes || now - born_ >= options_.chunk_age) {
+      send();
+      check_cancelled();
+    } else if (now - last_cancel_check_ >= std::chrono::milliseconds(50)) {
+      check_cancelled();
+    }
   }
 
   Transport& transport_;
   const WorkerOptions& options_;
+  std::int64_t campaign_id_;
   std::int64_t task_id_;
+  std::chrono::steady_clock::time_point last_cancel_check_ = std::chrono::steady_clock::now();
   pb::WireMessage msg_;
   std::map<std::string, int, std::less<>> index_;
   std::size_t bytes_ = 0;
@@ -94,21 +121,26 @@ Worker::Worker(Transport& transport, WorkerOptions options) : transport_(transpo
 std::size_t Worker::run() {
   std::size_t ran = 0;
   Backoff backoff;
+  bool asked = false;  // one request outstanding at a time
   while (true) {
-    pb::WireMessage request;
-    request.mutable_request();
-    send_wire(transport_, options_.coordinator_rank, std::move(request));
-
+    if (!asked) {
+      pb::WireMessage request;
+      request.mutable_request();
+      send_wire(transport_, options_.coordinator_rank, std::move(request));
+      asked = true;
+    }
     std::optional<Message> m;
     while (!(m = transport_.poll())) backoff.sleep();
     backoff.reset();
     const pb::WireMessage msg = decode_wire(*m);
     if (msg.has_shutdown()) return ran;
+    if (msg.has_cancel()) continue;  // a cancel that arrived after its task finished: stale
+    asked = false;
     if (!msg.has_assign()) throw TransportError("worker got an unexpected message from rank " + std::to_string(m->source));
 
     const pb::TaskAssignment& a = msg.assign();
     const auto started = std::chrono::steady_clock::now();
-    ChunkingRecorder recorder(transport_, options_, a.task_id());
+    ChunkingRecorder recorder(transport_, options_, a.campaign_id(), a.task_id());
     pb::WireMessage outcome;
     try {
       pb::Experiment experiment;
@@ -117,17 +149,26 @@ std::size_t Worker::run() {
       const auto* spec = kind_message(experiment, &kind);
       const ExperimentKind* impl = spec ? KindRegistry::instance().find(kind) : nullptr;
       if (impl == nullptr) throw Error("unknown experiment kind '" + kind + "'");
-      TaskContext context{a.campaign_seed(), a.experiment_index(), a.task_id(), a.spec_dir()};
+      TaskContext context{a.campaign_seed(), a.experiment_index(), a.task_id(), a.spec_dir(),
+                          {a.allowed_input_dirs().begin(), a.allowed_input_dirs().end()}};
       impl->prepare(*spec, context)->run(recorder);
       recorder.send();
       outcome.mutable_done()->set_task_id(a.task_id());
+      outcome.mutable_done()->set_campaign_id(a.campaign_id());
       outcome.mutable_done()->set_wall_seconds(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    } catch (const TaskCancelled&) {
+      outcome.mutable_failed()->set_task_id(a.task_id());
+      outcome.mutable_failed()->set_campaign_id(a.campaign_id());
+      outcome.mutable_failed()->set_cancelled(true);
+    } catch (const TransportError&) {
+      throw;  // the coordinator link is broken: nothing to report to
     } catch (const std::exception& e) {
       // The task failed; the worker goes on with the next one. Results already streamed stay in
       // the file next to the error.
       recorder.send();
       outcome.mutable_failed()->set_task_id(a.task_id());
+      outcome.mutable_failed()->set_campaign_id(a.campaign_id());
       outcome.mutable_failed()->set_error(e.what());
     }
     send_wire(transport_, options_.coordinator_rank, std::move(outcome));

@@ -24,8 +24,8 @@ import sys
 import h5py
 import numpy as np
 
-CAMPAIGN_STATUSES = ("running", "complete", "failed")
-TASK_STATUSES = ("pending", "running", "done", "failed")
+CAMPAIGN_STATUSES = ("running", "complete", "failed", "cancelled", "drained")
+TASK_STATUSES = ("pending", "running", "done", "failed", "cancelled")
 SEPARABLE_GD = "separable_gd"
 SEP_OBSERVABLES = ("w", "norm", "loss", "loss_ratio", "normalized_margin", "margin_gap", "angle_gap",
                    "direction_error", "residual")
@@ -238,7 +238,7 @@ def check_task(c, name, g, storage):
     error = c.attr(g, "error", "str")
     if error is not None and status == "failed" and not error.strip():
         c.fail(where, "failed task with an empty error attribute")
-    if error and status in ("pending", "running", "done"):
+    if error and status in ("pending", "running", "done", "cancelled"):
         c.fail(where, f"error must be empty unless failed (status {status}, error '{error}')")
     c.string_dataset(g, "config", 0)
     done = status == "done"
@@ -317,6 +317,8 @@ def main(argv=None):
     ap.add_argument("--expect-status", choices=CAMPAIGN_STATUSES, help="root gdlab_status")
     ap.add_argument("--expect-done", type=int, help="number of tasks with status done")
     ap.add_argument("--expect-failed", type=int, help="number of tasks with status failed")
+    ap.add_argument("--expect-some-cancelled", action="store_true",
+                    help="at least one task has status cancelled")
     ap.add_argument("--strict-storage", action="store_true",
                     help="also require chunked + gzip + shuffle series datasets")
     args = ap.parse_args(argv)
@@ -375,6 +377,8 @@ def main(argv=None):
         c.fail("expect", f"{counts['done']} done tasks, expected {args.expect_done}")
     if args.expect_failed is not None and counts["failed"] != args.expect_failed:
         c.fail("expect", f"{counts['failed']} failed tasks, expected {args.expect_failed}")
+    if args.expect_some_cancelled and counts["cancelled"] == 0:
+        c.fail("expect", "no cancelled task, expected at least one")
 
     if c.errors:
         print(f"check_readback: FAIL {args.file}: {len(c.errors)} violation(s)", file=sys.stderr)
