@@ -357,6 +357,7 @@ class SpecLoader {
         try {
           auto prepared = impl->prepare(*kind_msg, context);
           task.summary = prepared->summary();
+          task.ranks_needed = prepared->ranks_needed();
         } catch (const SpecError& err) {
           // Point at the sweep axis when the offending field is swept, else at the field itself.
           std::string where = at + "." + kind + "." + err.field();
@@ -414,10 +415,19 @@ std::vector<std::string> Campaign::task_lines() const {
   for (const auto& t : tasks) {
     std::string line = t.task_name + "  experiment=" + t.experiment_name + "  kind=" + t.kind;
     if (!t.sweep_point.empty()) line += "  " + t.sweep_point;
+    if (t.ranks_needed > 1) line += "  ranks=" + std::to_string(t.ranks_needed);
     if (!t.summary.empty()) line += "  | " + t.summary;
     lines.push_back(line);
   }
   return lines;
+}
+
+void Campaign::check_fits(int workers) const {
+  for (const auto& t : tasks)
+    if (t.ranks_needed > workers)
+      throw InputError(spec_path + ": " + t.task_name + " (experiment " + t.experiment_name + ") runs on " +
+                       std::to_string(t.ranks_needed) + " worker ranks but this job has " + std::to_string(workers) +
+                       "; start it with at least " + std::to_string(t.ranks_needed + 1) + " MPI ranks");
 }
 
 Campaign parse_campaign(const std::string& text, const std::string& display_path, const std::string& spec_dir,

@@ -24,6 +24,7 @@ struct PlannedTask {
   std::string sweep_point;  // "lr=0.5 dataset.planted2.seed=3", or "" without sweeps
   pb::Experiment experiment;  // sweep values applied, sweep axes cleared
   std::string summary;        // the kind's one-line description of the prepared task
+  int ranks_needed = 1;       // worker ranks the task runs on at once
 };
 
 struct Campaign {
@@ -39,6 +40,8 @@ struct Campaign {
   static std::string kind_config_text(const pb::Experiment& experiment);
   // One human-readable line per task.
   std::vector<std::string> task_lines() const;
+  // Throws InputError if a task needs more worker ranks than `workers`.
+  void check_fits(int workers) const;
 };
 
 // The kind sub-message that is set in `experiment`'s oneof, or nullptr; `kind_name` receives the

@@ -62,11 +62,33 @@ class Recorder {
   virtual void set_attribute(std::string_view name, double value) = 0;
 };
 
+// The ranks a multi-rank task runs on (e.g. a parameter server and its workers), connected by a
+// transport of their own: group ranks 0..size-1, rank 0 being the one whose recorder writes to
+// the campaign file.
+class Transport;
+class GroupContext {
+ public:
+  virtual ~GroupContext() = default;
+  virtual int group_rank() const = 0;
+  virtual int group_size() const = 0;
+  // Point-to-point messages between the ranks of this group only.
+  virtual Transport& transport() = 0;
+};
+
 class PreparedTask {
  public:
   virtual ~PreparedTask() = default;
+  // How many worker ranks the task runs on at once. With more than 1 the coordinator gathers
+  // that many idle workers and calls run_group() on each instead of run().
+  virtual int ranks_needed() const { return 1; }
   // Runs the task, streaming its results into `recorder`. Throws on failure.
   virtual void run(Recorder& recorder) = 0;
+  // Runs this rank's part of a multi-rank task. Only group rank 0's `recorder` reaches the file;
+  // the others' recorders accept nothing. Throws on failure (rank 0's error is the task's).
+  virtual void run_group(Recorder& recorder, GroupContext& group) {
+    (void)group;
+    run(recorder);
+  }
   // One line describing the prepared task (shown by `gdlab validate`).
   virtual std::string summary() const = 0;
 };

@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace gdlab {
 
@@ -27,10 +29,45 @@ class Transport {
   virtual void send(int dest, std::string payload) = 0;
   // Returns the next message from any source, or nothing if none has arrived. Never blocks.
   virtual std::optional<Message> poll() = 0;
+  // A transport among `ranks` only (ranks of this transport, in group order; this rank must be
+  // one of them), for a multi-rank task. Called by every member, and only by them; its
+  // messages never mix with this transport's.
+  virtual std::unique_ptr<Transport> create_group(const std::vector<int>& ranks) = 0;
 };
 
 // Exponential backoff for idle loops (platform.md §2): blocking MPI receives spin a core, so an
 // idle loop polls and sleeps 50 µs doubling up to 2 ms, and resets when a message arrives.
+// For latency-critical loops (a parameter server): spin through `spins` empty polls before
+// falling back to the sleeping backoff, so a busy exchange is not slowed by sleeps while an idle
+// rank still ends up sleeping.
+class SpinBackoff {
+ public:
+  explicit SpinBackoff(int spins = 2000) : spins_(spins) {}
+  void idle() {
+    if (count_ < spins_) {
+      ++count_;
+      return;
+    }
+    backoff_.sleep();
+  }
+  void reset() {
+    count_ = 0;
+    backoff_.reset();
+  }
+
+ private:
+  int spins_;
+  int count_ = 0;
+  struct Sleeper {
+    std::chrono::microseconds current{50};
+    void sleep() {
+      std::this_thread::sleep_for(current);
+      current = std::min(current * 2, std::chrono::microseconds(2000));
+    }
+    void reset() { current = std::chrono::microseconds(50); }
+  } backoff_;
+};
+
 class Backoff {
  public:
   explicit Backoff(std::chrono::microseconds initial = std::chrono::microseconds(50),

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -23,8 +24,13 @@ class InProcNetwork {
     std::deque<Message> queue;
   };
   class Endpoint;
+  class GroupEndpoint;
+  std::shared_ptr<InProcNetwork> group_network(const std::vector<int>& ranks);
   std::vector<std::unique_ptr<Mailbox>> mailboxes_;
   std::vector<std::unique_ptr<Transport>> endpoints_;
+  // Sub-networks of multi-rank tasks, by member list; each member holds a share of it.
+  std::mutex groups_mutex_;
+  std::map<std::vector<int>, std::weak_ptr<InProcNetwork>> groups_;
 };
 
 }  // namespace gdlab

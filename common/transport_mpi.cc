@@ -53,6 +53,26 @@ MpiTransport::MpiTransport() {
   check_mpi(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
 }
 
+MpiTransport::MpiTransport(MPI_Comm owned_comm) : comm_(owned_comm) {
+  MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+  check_mpi(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
+  check_mpi(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
+}
+
+std::unique_ptr<Transport> MpiTransport::create_group(const std::vector<int>& ranks) {
+  MPI_Group world_group, group;
+  check_mpi(MPI_Comm_group(comm_, &world_group), "MPI_Comm_group");
+  check_mpi(MPI_Group_incl(world_group, static_cast<int>(ranks.size()), ranks.data(), &group), "MPI_Group_incl");
+  MPI_Comm sub = MPI_COMM_NULL;
+  // A process is in at most one group at a time, so one tag serves every group creation.
+  const int rc = MPI_Comm_create_group(comm_, group, 1, &sub);
+  MPI_Group_free(&group);
+  MPI_Group_free(&world_group);
+  check_mpi(rc, "MPI_Comm_create_group");
+  if (sub == MPI_COMM_NULL) throw TransportError("create_group: this rank is not a member");
+  return std::unique_ptr<Transport>(new MpiTransport(sub));
+}
+
 MpiTransport::~MpiTransport() {
   drain(std::chrono::seconds(10));
   for (auto& p : pending_)

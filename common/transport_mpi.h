@@ -40,8 +40,11 @@ class MpiTransport : public Transport {
   std::optional<Message> poll() override;
   // Waits (polling with backoff) until every pending send completed, or the timeout expires.
   bool drain(std::chrono::milliseconds timeout);
+  // MPI_Comm_create_group: collective over the members only.
+  std::unique_ptr<Transport> create_group(const std::vector<int>& ranks) override;
 
  private:
+  explicit MpiTransport(MPI_Comm owned_comm);
   struct PendingSend {
     std::string buffer;
     MPI_Request request = MPI_REQUEST_NULL;

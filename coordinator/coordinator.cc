@@ -98,6 +98,7 @@ bool Coordinator::cancel(std::int64_t campaign_id) {
   if (r == nullptr || r->finished()) return false;
   if (r->cancel_requested_) return true;
   r->cancel_requested_ = true;
+  if (reservation_ && reservation_->run == r) release_reservation();
   for (std::size_t i : r->pending_) {
     r->store_->mark_cancelled(r->campaign_.tasks[i].task_id);
     ++r->cancelled_;
@@ -116,6 +117,7 @@ bool Coordinator::cancel(std::int64_t campaign_id) {
 
 void Coordinator::drain() {
   draining_ = true;
+  release_reservation();
   for (auto& r : campaigns_) maybe_finalize(*r);
 }
 
@@ -138,6 +140,7 @@ void Coordinator::send_home(int worker) {
 
 void Coordinator::release_workers() {
   releasing_ = true;
+  release_reservation();
   while (!idle_workers_.empty()) {
     send_home(idle_workers_.front());
     idle_workers_.pop_front();
@@ -146,32 +149,66 @@ void Coordinator::release_workers() {
 
 bool Coordinator::assign_to(int worker) {
   if (draining_ || campaigns_.empty()) return false;
+  if (reservation_) {
+    reservation_->ranks.push_back(worker);
+    const PlannedTask& t = reservation_->run->campaign_.tasks[reservation_->index];
+    if (static_cast<int>(reservation_->ranks.size()) == t.ranks_needed) {
+      const Reservation r = *reservation_;
+      reservation_.reset();
+      dispatch(*r.run, r.index, r.ranks);
+    }
+    return true;
+  }
   // Round robin over the campaigns that have pending tasks.
   for (std::size_t k = 0; k < campaigns_.size(); ++k) {
     CampaignRun& r = *campaigns_[(round_robin_ + k) % campaigns_.size()];
     if (r.pending_.empty() || r.cancel_requested_ || r.finished()) continue;
     round_robin_ = (round_robin_ + k + 1) % campaigns_.size();
-    const PlannedTask& t = r.campaign_.tasks[r.pending_.front()];
+    const std::size_t index = r.pending_.front();
     r.pending_.pop_front();
-    pb::WireMessage assign;
-    auto* a = assign.mutable_assign();
-    a->set_task_id(t.task_id);
-    a->set_campaign_id(r.id_);
-    a->set_task_name(t.task_name);
-    a->set_experiment(t.experiment.SerializeAsString());
-    a->set_campaign_seed(r.campaign_.spec.seed());
-    a->set_experiment_index(t.experiment_index);
-    a->set_spec_dir(r.campaign_.spec_dir);
-    for (const auto& dir : r.campaign_.allowed_input_dirs) a->add_allowed_input_dirs(dir);
-    r.store_->mark_running(t.task_id, worker);
-    r.running_[t.task_id] = worker;
-    r.state_ = "running";
-    send_wire(transport_, worker, std::move(assign));
-    r.log_->task_started(t.task_name, describe(t), worker);
-    emit(r, "task_started", t.task_name, describe(t));
+    if (r.campaign_.tasks[index].ranks_needed > 1) {
+      reservation_ = Reservation{&r, index, {worker}};
+      return true;
+    }
+    dispatch(r, index, {worker});
     return true;
   }
   return false;
+}
+
+void Coordinator::dispatch(CampaignRun& r, std::size_t index, const std::vector<int>& ranks) {
+  const PlannedTask& t = r.campaign_.tasks[index];
+  pb::WireMessage assign;
+  auto* a = assign.mutable_assign();
+  a->set_task_id(t.task_id);
+  a->set_campaign_id(r.id_);
+  a->set_task_name(t.task_name);
+  a->set_experiment(t.experiment.SerializeAsString());
+  a->set_campaign_seed(r.campaign_.spec.seed());
+  a->set_experiment_index(t.experiment_index);
+  a->set_spec_dir(r.campaign_.spec_dir);
+  for (const auto& dir : r.campaign_.allowed_input_dirs) a->add_allowed_input_dirs(dir);
+  if (ranks.size() > 1)
+    for (int rank : ranks) a->add_group_ranks(rank);
+  r.store_->mark_running(t.task_id, ranks.front());
+  r.running_[t.task_id] = ranks.front();  // group rank 0 reports the outcome
+  r.state_ = "running";
+  for (int rank : ranks) send_wire(transport_, rank, assign);
+  r.log_->task_started(t.task_name, describe(t), ranks.front());
+  emit(r, "task_started", t.task_name, describe(t));
+}
+
+void Coordinator::release_reservation() {
+  if (!reservation_) return;
+  const Reservation r = *reservation_;
+  reservation_.reset();
+  r.run->pending_.push_front(r.index);
+  for (int rank : r.ranks) {
+    if (keep_workers_ && !draining_ && !releasing_)
+      idle_workers_.push_back(rank);
+    else
+      send_home(rank);
+  }
 }
 
 void Coordinator::emit(const CampaignRun& run, const std::string& type, const std::string& task,
@@ -198,6 +235,7 @@ void Coordinator::task_finished(CampaignRun& run, const PlannedTask& t, const st
 
 void Coordinator::maybe_finalize(CampaignRun& run) {
   if (run.finished() || !run.running_.empty()) return;
+  if (reservation_ && reservation_->run == &run) return;  // a task is gathering its workers
   std::string status;
   if (run.cancel_requested_)
     status = "cancelled";

@@ -13,6 +13,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -110,6 +111,8 @@ class Coordinator {
   void maybe_finalize(CampaignRun& run);
   void emit(const CampaignRun& run, const std::string& type, const std::string& task, const std::string& detail);
   void send_home(int worker);
+  void dispatch(CampaignRun& run, std::size_t index, const std::vector<int>& ranks);
+  void release_reservation();
 
   Transport& transport_;
   Listener* listener_ = nullptr;
@@ -120,6 +123,13 @@ class Coordinator {
   std::deque<int> idle_workers_;
   std::vector<std::unique_ptr<CampaignRun>> campaigns_;
   std::size_t round_robin_ = 0;
+  // A multi-rank task gathering its workers: they wait here until there are enough.
+  struct Reservation {
+    CampaignRun* run = nullptr;
+    std::size_t index = 0;
+    std::vector<int> ranks;
+  };
+  std::optional<Reservation> reservation_;
 };
 
 }  // namespace gdlab

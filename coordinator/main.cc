@@ -116,6 +116,7 @@ int run_coordinator(const RunArgs& args, MpiTransport& transport) {
   std::unique_ptr<CampaignRun> run;
   try {
     Campaign campaign = load_campaign(args.spec);
+    campaign.check_fits(transport.size() - 1);
     check_output_path(args);
     try {
       run = std::make_unique<CampaignRun>(0, std::move(campaign), args.out, args.quiet);

@@ -50,7 +50,11 @@ class WatchPublisher : public Coordinator::Listener {
 class Server {
  public:
   Server(const ServiceOptions& options, Transport& transport, std::string thread_level, FrontEnd& front)
-      : options_(options), coordinator_(transport), thread_level_(std::move(thread_level)), publisher_(front) {
+      : options_(options),
+        coordinator_(transport),
+        thread_level_(std::move(thread_level)),
+        publisher_(front),
+        workers_(transport.size() - 1) {
     coordinator_.set_keep_workers(true);
     coordinator_.set_listener(&publisher_);
   }
@@ -161,6 +165,7 @@ class Server {
       // the allowed input directories can be read, and the output file name is chosen here, in
       // DIR, never by the spec.
       campaign = parse_campaign(submit.spec_text(), name, options_.input_dirs.front(), options_.input_dirs);
+      campaign.check_fits(workers_);
     } catch (const InputError& e) {
       return error_reply("invalid_spec", e.what());
     }
@@ -182,6 +187,7 @@ class Server {
   Coordinator coordinator_;
   std::string thread_level_;
   WatchPublisher publisher_;
+  int workers_;
   bool stopping_ = false;
   std::int64_t next_id_ = 1;
 };

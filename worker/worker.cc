@@ -1,5 +1,6 @@
 #include "worker/worker.h"
 
+#include <iostream>
 #include <map>
 
 #include "common/campaign.h"
@@ -114,6 +115,26 @@ class ChunkingRecorder : public Recorder {
   std::chrono::steady_clock::time_point born_;
 };
 
+// The recorder of group ranks other than 0: their results do not go to the file.
+class DiscardingRecorder : public Recorder {
+ public:
+  void append(std::string_view, std::int64_t, double, std::span<const double>) override {}
+  void put_array(std::string_view, std::vector<std::uint64_t>, std::span<const double>) override {}
+  void set_attribute(std::string_view, std::string_view) override {}
+  void set_attribute(std::string_view, double) override {}
+};
+
+class TaskGroup : public GroupContext {
+ public:
+  TaskGroup(std::unique_ptr<Transport> transport) : transport_(std::move(transport)) {}
+  int group_rank() const override { return transport_->rank(); }
+  int group_size() const override { return transport_->size(); }
+  Transport& transport() override { return *transport_; }
+
+ private:
+  std::unique_ptr<Transport> transport_;
+};
+
 }  // namespace
 
 Worker::Worker(Transport& transport, WorkerOptions options) : transport_(transport), options_(options) {}
@@ -151,7 +172,25 @@ std::size_t Worker::run() {
       if (impl == nullptr) throw Error("unknown experiment kind '" + kind + "'");
       TaskContext context{a.campaign_seed(), a.experiment_index(), a.task_id(), a.spec_dir(),
                           {a.allowed_input_dirs().begin(), a.allowed_input_dirs().end()}};
-      impl->prepare(*spec, context)->run(recorder);
+      auto prepared = impl->prepare(*spec, context);
+      if (a.group_ranks_size() > 1) {
+        TaskGroup group(transport_.create_group({a.group_ranks().begin(), a.group_ranks().end()}));
+        if (group.group_rank() != 0) {
+          // A member other than rank 0: its part ends when the task does; rank 0 reports.
+          DiscardingRecorder discard;
+          try {
+            prepared->run_group(discard, group);
+          } catch (const std::exception& e) {
+            std::cerr << "gdlab: worker rank " << transport_.rank() << ", " << a.task_name()
+                      << " (group rank " << group.group_rank() << "): " << e.what() << std::endl;
+          }
+          ++ran;
+          continue;
+        }
+        prepared->run_group(recorder, group);
+      } else {
+        prepared->run(recorder);
+      }
       recorder.send();
       outcome.mutable_done()->set_task_id(a.task_id());
       outcome.mutable_done()->set_campaign_id(a.campaign_id());
@@ -161,8 +200,12 @@ std::size_t Worker::run() {
       outcome.mutable_failed()->set_task_id(a.task_id());
       outcome.mutable_failed()->set_campaign_id(a.campaign_id());
       outcome.mutable_failed()->set_cancelled(true);
-    } catch (const TransportError&) {
-      throw;  // the coordinator link is broken: nothing to report to
+    } catch (const TransportError& e) {
+      if (a.group_ranks_size() <= 1) throw;  // the coordinator link is broken: nothing to report to
+      recorder.send();  // a group task's own transport failed (a silent peer): the task failed
+      outcome.mutable_failed()->set_task_id(a.task_id());
+      outcome.mutable_failed()->set_campaign_id(a.campaign_id());
+      outcome.mutable_failed()->set_error(e.what());
     } catch (const std::exception& e) {
       // The task failed; the worker goes on with the next one. Results already streamed stay in
       // the file next to the error.
