@@ -1,0 +1,1 @@
+// Experiment kind `async_sgd`: being written (see issue 4).

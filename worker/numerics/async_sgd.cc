@@ -1,0 +1,1 @@
+#include "worker/numerics/async_sgd.h"
