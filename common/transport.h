@@ -42,7 +42,10 @@ class Transport {
 // rank still ends up sleeping.
 class SpinBackoff {
  public:
-  explicit SpinBackoff(int spins = 2000) : spins_(spins) {}
+  explicit SpinBackoff(int spins = 200, std::chrono::microseconds cap = std::chrono::microseconds(100))
+      : spins_(spins) {
+    backoff_.cap = cap;
+  }
   void idle() {
     if (count_ < spins_) {
       ++count_;
@@ -59,12 +62,13 @@ class SpinBackoff {
   int spins_;
   int count_ = 0;
   struct Sleeper {
-    std::chrono::microseconds current{50};
+    std::chrono::microseconds current{10};
+    std::chrono::microseconds cap{100};
     void sleep() {
       std::this_thread::sleep_for(current);
-      current = std::min(current * 2, std::chrono::microseconds(2000));
+      current = std::min(current * 2, cap);
     }
-    void reset() { current = std::chrono::microseconds(50); }
+    void reset() { current = std::chrono::microseconds(10); }
   } backoff_;
 };
 

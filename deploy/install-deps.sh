@@ -13,7 +13,7 @@ PACKAGES=(
   libboost-dev
   libgtest-dev libgmock-dev
   libbenchmark-dev
-  python3 python3-h5py python3-numpy python3-matplotlib
+  python3 python3-h5py python3-numpy python3-matplotlib python3-mpi4py
   procps coreutils
 )
 

@@ -1,0 +1,145 @@
+// The parameter-server engine over the in-process transport: exact staleness with one worker,
+// the SSP bound, injected latency accounted for, a silent worker failing the server in time, and
+// a group transport made through InProcNetwork::create_group.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
+#include "common/errors.h"
+#include "common/transport_inproc.h"
+#include "worker/parameter_server.h"
+
+namespace gdlab {
+namespace {
+
+using Eigen::VectorXd;
+
+struct PsRun {
+  std::vector<ps::Update> updates;
+  VectorXd w;
+};
+
+// Minimises f(w) = ½‖w‖² (gradient w) with step eta on k workers.
+PsRun run_quadratic(const ps::Options& options, double eta, VectorXd w0) {
+  InProcNetwork net(options.workers + 1);
+  std::vector<std::thread> workers;
+  for (int i = 1; i <= options.workers; ++i)
+    workers.emplace_back([&, i] {
+      ps::run_worker(net.endpoint(i), options, i, [](const VectorXd& w, VectorXd& g) { g = w; });
+    });
+  PsRun run;
+  run.w = std::move(w0);
+  ps::run_server(
+      net.endpoint(0), options, run.w, [&](const ps::Update&, const VectorXd& g, VectorXd& w) { w -= eta * g; },
+      [&](const ps::Update& u, const VectorXd&) {
+        run.updates.push_back(u);
+        return true;
+      });
+  for (auto& t : workers) t.join();
+  return run;
+}
+
+TEST(ParameterServer, OneWorkerIsPlainSgdWithZeroStaleness) {
+  ps::Options o;
+  o.workers = 1;
+  o.updates = 200;
+  const PsRun run = run_quadratic(o, 0.1, VectorXd::Constant(3, 2.0));
+  ASSERT_EQ(run.updates.size(), 200u);
+  for (const auto& u : run.updates) {
+    EXPECT_EQ(u.staleness, 0);
+    EXPECT_EQ(u.version_applied, u.index);
+  }
+  // w_T = (1 - eta)^T w_0, computed the same way, bit for bit.
+  VectorXd expect = VectorXd::Constant(3, 2.0);
+  for (int t = 0; t < 200; ++t) expect -= 0.1 * expect;
+  EXPECT_EQ(run.w, expect);
+}
+
+TEST(ParameterServer, AsyncStalenessIsAccountedAndBoundedBySsp) {
+  ps::Options o;
+  o.workers = 3;
+  o.updates = 600;
+  o.latency.kind = ps::LatencyModel::Kind::Uniform;
+  o.latency.a_ms = 0.0;
+  o.latency.b_ms = 0.3;
+  o.seed = 5;
+  const PsRun async_run = run_quadratic(o, 0.05, VectorXd::Constant(4, 1.0));
+  ASSERT_EQ(async_run.updates.size(), 600u);
+  for (const auto& u : async_run.updates) {
+    EXPECT_EQ(u.staleness, u.version_applied - u.version_read);
+    EXPECT_GE(u.staleness, 0);
+    EXPECT_GE(u.latency_ms, u.injected_ms);
+  }
+  std::int64_t most = 0;
+  for (const auto& u : async_run.updates) most = std::max(most, u.staleness);
+  EXPECT_GE(most, 1) << "three free-running workers never produced a stale gradient";
+  for (int bound : {0, 1}) {
+    o.staleness_bound = bound;
+    const PsRun ssp = run_quadratic(o, 0.05, VectorXd::Constant(4, 1.0));
+    ASSERT_EQ(ssp.updates.size(), 600u);
+    std::int64_t worst = 0;
+    for (const auto& u : ssp.updates) worst = std::max(worst, u.staleness);
+    EXPECT_LE(worst, bound) << "S = " << bound;
+  }
+}
+
+TEST(ParameterServer, InjectedLatencyIsMeasured) {
+  ps::Options o;
+  o.workers = 1;
+  o.updates = 20;
+  o.latency.kind = ps::LatencyModel::Kind::Constant;
+  o.latency.a_ms = 2.0;
+  const PsRun run = run_quadratic(o, 0.1, VectorXd::Constant(2, 1.0));
+  for (const auto& u : run.updates) {
+    EXPECT_EQ(u.injected_ms, 2.0);
+    EXPECT_GE(u.latency_ms, 2.0);
+  }
+}
+
+TEST(ParameterServer, SilentWorkerFailsTheServerWithinItsTimeout) {
+  ps::Options o;
+  o.workers = 2;
+  o.updates = 100;
+  o.peer_timeout = std::chrono::milliseconds(200);
+  InProcNetwork net(3);
+  std::atomic<bool> done{false};
+  // Worker 1 works; worker 2 never says anything.
+  std::thread worker([&] {
+    try {
+      ps::run_worker(net.endpoint(1), o, 1, [](const VectorXd& w, VectorXd& g) {
+        g = w;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1000));  // then too slow as well
+      });
+    } catch (const TransportError&) {
+    }
+    done = true;
+  });
+  VectorXd w = VectorXd::Ones(2);
+  EXPECT_THROW(ps::run_server(
+                   net.endpoint(0), o, w, [](const ps::Update&, const VectorXd& g, VectorXd& x) { x -= g; },
+                   [](const ps::Update&, const VectorXd&) { return true; }),
+               TransportError);
+  worker.join();
+  EXPECT_TRUE(done);
+}
+
+TEST(ParameterServer, GroupTransportsAreSeparateFromTheirParent) {
+  InProcNetwork net(4);
+  auto g2 = net.endpoint(2).create_group({2, 3});
+  auto g3 = net.endpoint(3).create_group({2, 3});
+  EXPECT_EQ(g2->rank(), 0);
+  EXPECT_EQ(g3->rank(), 1);
+  EXPECT_EQ(g3->size(), 2);
+  g3->send(0, "hello");
+  EXPECT_FALSE(net.endpoint(2).poll().has_value());  // not on the parent
+  const auto m = g2->poll();
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->payload, "hello");
+  EXPECT_EQ(m->source, 1);
+  EXPECT_THROW(net.endpoint(1).create_group({2, 3}), TransportError);
+}
+
+}  // namespace
+}  // namespace gdlab
