@@ -505,7 +505,8 @@ def table_row(task):
     if task.kind != SEPARABLE_GD:
         step = task.final_step()
         return [task.name, task.kind, task.experiment, task.sweep_point, task.status,
-                "—" if step is None else str(step), "—", "—", "—", "—", "—", "— (unknown kind)"]
+                "—" if step is None else str(step), "—", "—", "—", "—", "—",
+                (task.verdict or "—") + ("" if kind_plugin(task.kind) else " (kind without report plugin)")]
     step = task.final_step()
     return [
         task.name, task.kind, task.experiment, task.sweep_point, task.status,

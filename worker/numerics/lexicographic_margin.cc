@@ -91,7 +91,11 @@ void predictor_raw(const std::vector<int>& depths, int d, const double* theta, d
 // −ℓ′(u) (separable.md §0.2), stable for any u.
 inline double neg_derivative(Loss loss, double u) {
   if (loss == Loss::Exponential) return std::exp(-u);
-  return u >= 0 ? std::exp(-u) / (1.0 + std::exp(-u)) : 1.0 / (1.0 + std::exp(u));
+  if (u >= 0) {
+    const double e = std::exp(-u);  // once: GCC does not merge two calls under -fmath-errno
+    return e / (1.0 + e);
+  }
+  return 1.0 / (1.0 + std::exp(u));
 }
 
 }  // namespace
