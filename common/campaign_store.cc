@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
 
 #include "common/errors.h"
@@ -65,18 +66,56 @@ CampaignStore CampaignStore::create(const std::string& path, const Campaign& cam
   params.write_strings("tasks", campaign.task_lines());
 
   h5::Group tasks = f.create_group("tasks");
-  for (const auto& t : campaign.tasks) {
-    h5::Group g = tasks.create_group(t.task_name);
-    g.set_attribute("task_id", t.task_id);
-    g.set_attribute("kind", std::string_view(t.kind));
-    g.set_attribute("experiment", std::string_view(t.experiment_name));
-    g.set_attribute("experiment_index", t.experiment_index);
-    g.set_attribute("sweep_point", std::string_view(t.sweep_point));
-    g.set_attribute("seed", campaign.context_for(t).task_seed(0));
-    g.set_attribute("status", std::string_view("pending"));
-    g.set_attribute("error", std::string_view(""));
-    g.write_string("config", Campaign::kind_config_text(t.experiment));
+  for (const auto& t : campaign.tasks) write_task_group(tasks, campaign, t);
+  store.flush();
+  return store;
+}
+
+void CampaignStore::write_task_group(h5::Group& tasks, const Campaign& campaign, const PlannedTask& t) {
+  h5::Group g = tasks.create_group(t.task_name);
+  g.set_attribute("task_id", t.task_id);
+  g.set_attribute("kind", std::string_view(t.kind));
+  g.set_attribute("experiment", std::string_view(t.experiment_name));
+  g.set_attribute("experiment_index", t.experiment_index);
+  g.set_attribute("sweep_point", std::string_view(t.sweep_point));
+  g.set_attribute("seed", campaign.context_for(t).task_seed(0));
+  g.set_attribute("status", std::string_view("pending"));
+  g.set_attribute("error", std::string_view(""));
+  g.write_string("config", Campaign::kind_config_text(t.experiment));
+}
+
+CampaignStore CampaignStore::resume(const std::string& path, const Campaign& campaign,
+                                    std::set<std::int64_t>* done_task_ids) {
+  const auto locking = campaign.spec.store().locking() == pb::StoreOptions::LOCKING_OFF ? h5::Locking::Off
+                                                                                         : h5::Locking::On;
+  CampaignStore store(h5::File::open_read_write(path, locking), campaign);
+  h5::File& f = store.file_;
+  std::string stored;
+  try {
+    stored = f.open_dataset("parameters/spec_text").read_string();
+  } catch (const StoreError&) {
+    throw InputError(path + ": not a gdlab campaign file (no /parameters/spec_text); cannot resume it");
   }
+  if (stored != campaign.spec_text)
+    throw InputError(path + ": holds a different campaign spec than " + campaign.spec_path +
+                     " (the spec text differs); --resume needs the spec the file was started with");
+  h5::Group tasks = f.open_group("tasks");
+  for (const auto& t : campaign.tasks) {
+    if (tasks.exists(t.task_name) && tasks.open_group(t.task_name).attribute_string("status") == "done") {
+      done_task_ids->insert(t.task_id);
+      continue;
+    }
+    // Anything but a finished task is computed again from scratch: its partial results go, so
+    // nothing is ever appended twice (separable kinds are deterministic: the rerun is bitwise
+    // the same as an uninterrupted run).
+    if (tasks.exists(t.task_name)) h5::check(H5Ldelete(tasks.id(), t.task_name.c_str(), H5P_DEFAULT), "H5Ldelete");
+    write_task_group(tasks, campaign, t);
+  }
+  const std::int64_t resumes = f.has_attribute("resume_count") ? f.attribute_int("resume_count") + 1 : 1;
+  f.set_attribute("resume_count", resumes);
+  if (const char* restarts = std::getenv("SLURM_RESTART_COUNT"))
+    f.set_attribute("slurm_restart_count", static_cast<std::int64_t>(std::atoll(restarts)));
+  f.set_attribute("gdlab_status", std::string_view("running"));
   store.flush();
   return store;
 }

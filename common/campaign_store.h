@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 
 #include "common/campaign.h"
@@ -20,6 +21,10 @@ class CampaignStore {
  public:
   // Creates `path` (which must not exist) and writes /h5md, /parameters and one group per task.
   static CampaignStore create(const std::string& path, const Campaign& campaign);
+  // Reopens a file this campaign was written to: tasks marked done stay (their ids go to
+  // `done_task_ids`), every other task group is reset to pending. Throws InputError if the file
+  // holds a different spec.
+  static CampaignStore resume(const std::string& path, const Campaign& campaign, std::set<std::int64_t>* done_task_ids);
 
   void mark_running(std::int64_t task_id, int worker_rank);
   void append(const pb::TrajectoryChunk& chunk);
@@ -44,6 +49,7 @@ class CampaignStore {
     std::map<std::string, Series> series;
   };
   CampaignStore(h5::File file, const Campaign& campaign);
+  static void write_task_group(h5::Group& tasks, const Campaign& campaign, const PlannedTask& task);
   OpenTask& open_task(std::int64_t task_id);
   h5::Group task_group(std::int64_t task_id) const;
   Series& series(OpenTask& task, const pb::SeriesChunk& chunk);

@@ -23,14 +23,22 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 
 // ------------------------------------------------------------------------------------ CampaignRun
 
-CampaignRun::CampaignRun(std::int64_t id, Campaign campaign, std::string out_path, bool quiet)
+CampaignRun::CampaignRun(std::int64_t id, Campaign campaign, std::string out_path, bool quiet, bool resume)
     : id_(id), campaign_(std::move(campaign)), out_path_(std::move(out_path)) {
-  store_ = std::make_unique<CampaignStore>(CampaignStore::create(out_path_, campaign_));
-  log_ = std::make_unique<RunLog>(out_path_ + ".log", quiet);
+  std::set<std::int64_t> done;
+  store_ = std::make_unique<CampaignStore>(resume ? CampaignStore::resume(out_path_, campaign_, &done)
+                                                  : CampaignStore::create(out_path_, campaign_));
+  log_ = std::make_unique<RunLog>(out_path_ + ".log", quiet, /*append=*/resume);
   for (std::size_t i = 0; i < campaign_.tasks.size(); ++i) {
     index_of_[campaign_.tasks[i].task_id] = i;
-    pending_.push_back(i);
+    if (done.count(campaign_.tasks[i].task_id))
+      ++done_;
+    else
+      pending_.push_back(i);
   }
+  if (resume)
+    log_->message("resuming " + out_path_ + ": " + std::to_string(done_) + " tasks already done, " +
+                  std::to_string(pending_.size()) + " to run");
 }
 
 bool CampaignRun::finished() const {
@@ -326,9 +334,28 @@ bool Coordinator::step() {
   return true;
 }
 
-Coordinator::Result Coordinator::run_to_completion() {
+Coordinator::Result Coordinator::run_to_completion(std::atomic<int>* signals) {
   Backoff backoff;
   while (!all_finished() || live_workers_ > 0) {
+    if (signals != nullptr) {
+      const int s = signals->exchange(0);
+      if (s & kFlushRequested) flush_all();
+      if (s & kStopRequested) {
+        Result result;
+        result.interrupted = true;
+        for (auto& r : campaigns_) {
+          if (r->store_ == nullptr) continue;
+          r->store_->finish("interrupted");
+          r->log_->flushed(r->store_->rows_total());
+          r->log_->finish("interrupted", r->done_, r->failed_);
+          r->store_.reset();
+          r->state_ = "interrupted";
+          result.done += r->done_;
+          result.failed += r->failed_;
+        }
+        return result;
+      }
+    }
     if (all_finished()) release_workers();
     if (step())
       backoff.reset();

@@ -8,6 +8,7 @@
 // starve a short one submitted later. All of it runs on the one thread that owns MPI.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <deque>
@@ -29,8 +30,9 @@ namespace gdlab {
 // One campaign being run: its plan, its file, its progress.
 class CampaignRun {
  public:
-  // Creates the HDF5 file at `out_path` (which must not exist) and the log next to it.
-  CampaignRun(std::int64_t id, Campaign campaign, std::string out_path, bool quiet);
+  // Creates the HDF5 file at `out_path` (which must not exist) and the log next to it; with
+  // `resume`, reopens an existing file of the same campaign and queues only its unfinished tasks.
+  CampaignRun(std::int64_t id, Campaign campaign, std::string out_path, bool quiet, bool resume = false);
 
   std::int64_t id() const { return id_; }
   const Campaign& campaign() const { return campaign_; }
@@ -69,6 +71,7 @@ class Coordinator {
   struct Result {
     std::size_t done = 0;
     std::size_t failed = 0;
+    bool interrupted = false;
   };
 
   explicit Coordinator(Transport& transport);
@@ -95,8 +98,13 @@ class Coordinator {
   CampaignRun* find(std::int64_t campaign_id);
   const std::vector<std::unique_ptr<CampaignRun>>& campaigns() const { return campaigns_; }
 
-  // `gdlab run`: runs everything added to completion and sends every worker home.
-  Result run_to_completion();
+  // `gdlab run`: runs everything added to completion and sends every worker home. `signals`
+  // (optional) is polled every iteration: kFlushRequested flushes every file; kStopRequested
+  // closes every file as "interrupted" (unfinished tasks are redone by --resume) and returns at
+  // once, leaving the workers to the caller.
+  static constexpr int kFlushRequested = 1;
+  static constexpr int kStopRequested = 2;
+  Result run_to_completion(std::atomic<int>* signals = nullptr);
   // Tells every worker to shut down without running anything (used when a run cannot start);
   // answers each worker's first request so no message is left unreceived.
   static void dismiss_workers(Transport& transport);

@@ -2,6 +2,7 @@
 // rank a worker; `gdlab validate` needs no MPI. This file is the boundary where exceptions become
 // one clear message and an exit code: 0 success, 1 a failed run (any task failed, or a runtime
 // error), 2 bad input (spec, arguments, output path).
+#include <atomic>
 #include <csignal>
 #include <filesystem>
 #include <iostream>
@@ -25,6 +26,16 @@ namespace {
 constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
 constexpr int kExitBadInput = 2;
+// SIGTERM/SIGINT during `gdlab run`: the file was flushed and closed as "interrupted"; rerun the
+// same command with --resume to finish it (schedulers: requeue on this code).
+constexpr int kExitInterrupted = 3;
+
+// Set by the signal handlers of rank 0 in `gdlab run`; read by the coordinator loop (a handler
+// only stores to a lock-free atomic: no MPI, no HDF5, no allocation).
+std::atomic<int> g_run_signals{0};
+extern "C" void on_run_signal(int signal) {
+  g_run_signals.fetch_or(signal == SIGUSR1 ? Coordinator::kFlushRequested : Coordinator::kStopRequested);
+}
 
 // One "gdlab: error: ..." line per problem (a spec can have several).
 void print_error(const std::string& what) {
@@ -37,11 +48,13 @@ void print_error(const std::string& what) {
 const char* kUsage = R"(gdlab - distributed experiments on the implicit bias and stability of gradient methods
 
 Usage:
-  mpirun -n N gdlab run SPEC --out FILE.h5 [--force] [--quiet]
+  mpirun -n N gdlab run SPEC --out FILE.h5 [--force | --resume] [--quiet]
       Run the campaign in SPEC (protobuf text format) on N >= 2 ranks: rank 0 coordinates and
       writes FILE.h5 (plus FILE.h5.log, JSON lines), ranks 1..N-1 run tasks.
       --force   replace FILE.h5 if it exists (otherwise an existing file is never touched)
+      --resume  continue FILE.h5 (same spec only): done tasks are kept, the others run again
       --quiet   no progress lines on stderr
+      SIGUSR1 flushes the file; SIGTERM/SIGINT flush, close it as "interrupted", exit 3.
   mpirun -n N gdlab serve --data DIR [--listen 127.0.0.1:7878] [--inputs DIR2 ...] [--quiet]
         [--read-timeout-ms 10000]
       Run as a service: rank 0 serves campaigns submitted over TCP (docs/service.md), each written
@@ -59,7 +72,8 @@ Usage:
       List the experiment kinds built into this gdlab.
   gdlab --help | --version
 
-Exit codes: 0 success; 1 a task failed or the run failed; 2 bad input (spec, arguments, output path).
+Exit codes: 0 success; 1 a task failed or the run failed; 2 bad input (spec, arguments, output path);
+3 interrupted by SIGTERM/SIGINT (rerun with --resume).
 Docs: README.md, docs/spec-reference.md, docs/hdf5-layout.md.
 )";
 
@@ -68,6 +82,7 @@ struct RunArgs {
   std::string out;
   bool force = false;
   bool quiet = false;
+  bool resume = false;
 };
 
 RunArgs parse_run_args(const std::vector<std::string>& args) {
@@ -83,6 +98,8 @@ RunArgs parse_run_args(const std::vector<std::string>& args) {
       r.force = true;
     } else if (a == "--quiet") {
       r.quiet = true;
+    } else if (a == "--resume") {
+      r.resume = true;
     } else if (!a.empty() && a[0] == '-') {
       throw InputError("unknown option " + a + " (see gdlab --help)");
     } else if (r.spec.empty()) {
@@ -93,6 +110,7 @@ RunArgs parse_run_args(const std::vector<std::string>& args) {
   }
   if (r.spec.empty()) throw InputError("missing SPEC (usage: gdlab run SPEC --out FILE.h5)");
   if (r.out.empty()) throw InputError("missing --out FILE.h5");
+  if (r.resume && r.force) throw InputError("--resume and --force contradict each other: choose one");
   return r;
 }
 
@@ -101,6 +119,7 @@ RunArgs parse_run_args(const std::vector<std::string>& args) {
 void check_output_path(const RunArgs& args) {
   namespace fs = std::filesystem;
   const fs::path out(args.out);
+  if (fs::exists(out) && args.resume) return;  // continued in place
   if (fs::exists(out)) {
     if (!args.force)
       throw InputError(args.out + ": output file exists; choose another --out or pass --force to replace it");
@@ -118,10 +137,11 @@ int run_coordinator(const RunArgs& args, MpiTransport& transport) {
     Campaign campaign = load_campaign(args.spec);
     campaign.check_fits(transport.size() - 1);
     check_output_path(args);
+    const bool resume = args.resume && std::filesystem::exists(args.out);
     try {
-      run = std::make_unique<CampaignRun>(0, std::move(campaign), args.out, args.quiet);
+      run = std::make_unique<CampaignRun>(0, std::move(campaign), args.out, args.quiet, resume);
     } catch (const StoreError& e) {
-      throw InputError(args.out + ": cannot create the output file: " + e.what());
+      throw InputError(args.out + ": cannot " + (resume ? "resume" : "create") + " the output file: " + e.what());
     }
   } catch (const InputError& e) {
     print_error(e.what());
@@ -130,7 +150,17 @@ int run_coordinator(const RunArgs& args, MpiTransport& transport) {
   }
   Coordinator coordinator(transport);
   coordinator.add(std::move(run));
-  const Coordinator::Result result = coordinator.run_to_completion();
+  std::signal(SIGTERM, on_run_signal);
+  std::signal(SIGINT, on_run_signal);
+  std::signal(SIGUSR1, on_run_signal);
+  const Coordinator::Result result = coordinator.run_to_completion(&g_run_signals);
+  if (result.interrupted) {
+    std::cerr << "[gdlab] interrupted by a signal: " << args.out << " is flushed and closed with "
+              << result.done << " tasks done; finish it with: gdlab run " << args.spec << " --out " << args.out
+              << " --resume" << std::endl;
+    // The workers may be mid-task; nothing of theirs is needed any more.
+    MPI_Abort(MPI_COMM_WORLD, kExitInterrupted);
+  }
   if (!args.quiet) std::cerr << "[gdlab] results: " << args.out << " (log: " << args.out << ".log)" << std::endl;
   return result.failed > 0 ? kExitFailed : kExitOk;
 }
@@ -158,6 +188,10 @@ int command_run(int argc, char** argv, const std::vector<std::string>& args) {
         }
         exit_code = run_coordinator(run_args, transport);
       } else {
+        // mpirun forwards SIGTERM/SIGINT/SIGUSR1 to every rank; rank 0 decides what happens.
+        std::signal(SIGTERM, SIG_IGN);
+        std::signal(SIGINT, SIG_IGN);
+        std::signal(SIGUSR1, SIG_IGN);
         Worker(transport).run();
       }
     } catch (const std::exception& e) {

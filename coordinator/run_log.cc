@@ -1,6 +1,7 @@
 #include "coordinator/run_log.h"
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <iostream>
@@ -9,9 +10,9 @@
 
 namespace gdlab {
 
-RunLog::RunLog(const std::string& json_path, bool quiet) : quiet_(quiet) {
+RunLog::RunLog(const std::string& json_path, bool quiet, bool append) : quiet_(quiet) {
   if (!json_path.empty()) {
-    out_.open(json_path, std::ios::out | std::ios::trunc);
+    out_.open(json_path, std::ios::out | (append ? std::ios::app : std::ios::trunc));
     if (!out_) throw InputError(json_path + ": cannot write the run log");
   }
 }
@@ -64,7 +65,8 @@ void RunLog::start(const std::string& campaign, std::size_t tasks, int ranks, co
   start_ = std::chrono::steady_clock::now();
   cpu_at_start_ = process_cpu_seconds();
   json("\"event\": \"start\", \"campaign\": \"" + json_escape(campaign) + "\", \"tasks\": " + std::to_string(tasks) +
-       ", \"ranks\": " + std::to_string(ranks) + ", \"out\": \"" + json_escape(out) + "\"");
+       ", \"ranks\": " + std::to_string(ranks) + ", \"out\": \"" + json_escape(out) + "\", \"pid\": " +
+       std::to_string(::getpid()));
   message("campaign " + campaign + ": " + std::to_string(tasks) + " tasks on " + std::to_string(ranks - 1) +
           " workers, writing " + out);
 }

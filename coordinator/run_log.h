@@ -13,7 +13,7 @@ namespace gdlab {
 class RunLog {
  public:
   // `json_path` empty: no JSON log. `quiet`: no human lines.
-  RunLog(const std::string& json_path, bool quiet);
+  RunLog(const std::string& json_path, bool quiet, bool append = false);
   void start(const std::string& campaign, std::size_t tasks, int ranks, const std::string& out);
   void task_started(const std::string& task, const std::string& description, int worker);
   void task_finished(const std::string& task, const std::string& description, bool ok, const std::string& detail,

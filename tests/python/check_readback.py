@@ -24,7 +24,7 @@ import sys
 import h5py
 import numpy as np
 
-CAMPAIGN_STATUSES = ("running", "complete", "failed", "cancelled", "drained")
+CAMPAIGN_STATUSES = ("running", "complete", "failed", "cancelled", "drained", "interrupted")
 TASK_STATUSES = ("pending", "running", "done", "failed", "cancelled")
 SEPARABLE_GD = "separable_gd"
 SEP_OBSERVABLES = ("w", "norm", "loss", "loss_ratio", "normalized_margin", "margin_gap", "angle_gap",
