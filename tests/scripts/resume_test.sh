@@ -45,7 +45,24 @@ gdlab_mpirun 120 3 "$gdlab" run "$spec" --out "$dir/term.h5" --resume --quiet ||
 "$python" "$compare" "$dir/reference.h5" "$dir/term.h5" || fail "the file resumed after SIGTERM differs"
 echo "ok: SIGTERM -> exit 3, resumed, bitwise equal to the reference"
 
-# 3. Another spec cannot resume this file, and the file is not touched.
+# 3. One worker rank dies: the job ends non-zero within seconds (no hang); --resume completes it.
+timeout --signal=KILL 120 mpirun --oversubscribe -n 3 "$gdlab" run "$spec" --out "$dir/rank.h5" --quiet &
+launcher=$!
+wait_for_flushes "$dir/rank.h5" 3
+pid=$("$python" -c "import json,sys; print(json.loads(open(sys.argv[1]).readline())['pid'])" "$dir/rank.h5.log")
+mpirun_pid=$(pgrep -P "$launcher" -x mpirun) || fail "mpirun not found"
+victim=$(pgrep -P "$mpirun_pid" -x gdlab | grep -vx "$pid" | head -n 1)
+killed_at=$(date +%s.%N)
+kill -KILL "$victim"
+rc=0; wait "$launcher" || rc=$?
+ended_in=$("$python" -c "import sys,time; print(round(time.time()-float(sys.argv[1]),2))" "$killed_at")
+[ "$rc" -ne 0 ] || fail "the job exited 0 after a worker rank died"
+echo "worker rank $victim killed: the job exited $rc after ${ended_in} s"
+gdlab_mpirun 120 3 "$gdlab" run "$spec" --out "$dir/rank.h5" --resume --quiet || fail "resume after rank death exited $?"
+"$python" "$compare" "$dir/reference.h5" "$dir/rank.h5" || fail "the file resumed after a rank death differs"
+echo "ok: rank death -> job ended (rc $rc), resumed, bitwise equal to the reference"
+
+# 4. Another spec cannot resume this file, and the file is not touched.
 before=$(md5sum < "$dir/term.h5")
 sed 's/seed: 4/seed: 5/' "$spec" > "$dir/other.textproto"
 rc=0; gdlab_mpirun 60 2 "$gdlab" run "$dir/other.textproto" --out "$dir/term.h5" --resume 2>"$dir/err" || rc=$?
