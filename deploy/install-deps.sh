@@ -15,6 +15,7 @@ PACKAGES=(
   libbenchmark-dev
   python3 python3-h5py python3-numpy python3-matplotlib python3-mpi4py
   procps coreutils
+  slurmctld slurmd slurm-client munge tini
 )
 
 missing=()
