@@ -247,8 +247,9 @@ std::unique_ptr<Problem> make_problem(const ProblemConfig& config);
 // Lanczos with HVPs (worker/numerics/hessian.h) from a start vector drawn from `seed`.
 double sharpness(const Problem& problem, const VectorXd& w, std::uint64_t seed = 1);
 
-// Full-batch GD from `start` with the step 1/λ_max re-estimated every 50 steps, until ‖∇L‖ ≤ grad_tol
-// or max_steps: a reference minimum for problems without a known one (the MLP).
+// A reference minimum for problems without a known one (the MLP), from `start`, until ‖∇L‖ ≤ grad_tol
+// or max_steps iterations: Levenberg–Marquardt-damped Newton steps on the dense Hessian for
+// dim ≤ 512 (each step decreases L), else GD with the step 1/λ_max re-estimated every 50 steps.
 struct MinimumSearch {
   VectorXd w;
   double grad_norm = 0;
@@ -284,6 +285,8 @@ class ServerOptimizer {
   // Σ‖buf‖² over all buffers (part of the stacked state of §0.2).
   double state_squared_norm() const;
   double buffer_norm() const { return std::sqrt(state_squared_norm()); }
+  // The same norm without underflow for tiny buffers (scaled sums; Eigen's stableNorm per buffer).
+  double buffer_stable_norm() const;
   const OptimizerConfig& config() const { return c_; }
   void reset();
 
@@ -325,7 +328,7 @@ std::int64_t max_staleness(const std::vector<ScheduledUpdate>& schedule);
 class GrowthEstimator {
  public:
   GrowthEstimator(std::int64_t from, std::int64_t to) : from_(from), to_(to) {}
-  void add(std::int64_t t, double log_norm);
+  void add(std::int64_t t, double log_norm);  // non-finite values are skipped
   double slope() const;  // NaN with fewer than 2 points
   std::int64_t count() const { return n_; }
 
@@ -375,6 +378,10 @@ struct EngineResult {
   double log_state_norm_final = 0;
   double growth_rate = 0;             // LS slope of log‖s_t‖ over the window; NaN if < 2 points
   std::int64_t max_staleness = 0;
+  // Linear mode: the stacked state became exactly 0 (exact cancellation, e.g. an integer-valued
+  // recursion at η·a = 1); it stays 0, so the run stops there, converged. growth_rate then uses the
+  // points before.
+  bool reached_zero = false;
 };
 
 // Runs the delayed updates w_{t+1} = w_t − (optimizer step with gradient ĝ(w_{version_read(t)}) from
