@@ -1,5 +1,7 @@
 #include "coordinator/coordinator.h"
 
+#include <cstdio>
+
 #include "common/errors.h"
 #include "common/wire.h"
 
@@ -220,12 +222,16 @@ void Coordinator::release_reservation() {
 }
 
 void Coordinator::emit(const CampaignRun& run, const std::string& type, const std::string& task,
-                       const std::string& detail) {
+                       const std::string& detail, const std::map<std::string, double>* summary) {
   if (listener_ == nullptr) return;
   pb::ProgressEvent e;
   e.set_type(type);
   e.set_task(task);
   e.set_detail(detail);
+  if (summary != nullptr) {
+    if (auto it = summary->find("staleness_mean"); it != summary->end()) e.set_staleness_mean(it->second);
+    if (auto it = summary->find("staleness_max"); it != summary->end()) e.set_staleness_max(it->second);
+  }
   *e.mutable_campaign() = run.info();
   listener_->on_event(run, e);
 }
@@ -237,7 +243,9 @@ void Coordinator::task_finished(CampaignRun& run, const PlannedTask& t, const st
   if (type != "task_cancelled")
     run.log_->task_finished(t.task_name, describe(t), ok, detail, seconds, run.done_ + run.failed_,
                             run.campaign_.tasks.size(), run.failed_);
-  emit(run, type, t.task_name, detail);
+  auto summary = run.summary_.find(t.task_id);
+  emit(run, type, t.task_name, detail, summary == run.summary_.end() ? nullptr : &summary->second);
+  run.summary_.erase(t.task_id);
   maybe_finalize(run);
 }
 
@@ -276,8 +284,11 @@ void Coordinator::handle(const Message& m) {
     case pb::WireMessage::kChunk: {
       CampaignRun& r = run_of(msg.chunk().campaign_id());
       task_of(r, msg.chunk().task_id());
-      for (const auto& attr : msg.chunk().attributes())
+      for (const auto& attr : msg.chunk().attributes()) {
         if (attr.name() == "verdict") r.verdict_[msg.chunk().task_id()] = attr.text();
+        if (attr.name() == "staleness_mean" || attr.name() == "staleness_max")
+          r.summary_[msg.chunk().task_id()][attr.name()] = attr.number();
+      }
       r.store_->append(msg.chunk());
       break;
     }
@@ -286,7 +297,13 @@ void Coordinator::handle(const Message& m) {
       const PlannedTask& t = task_of(r, msg.done().task_id());
       r.store_->mark_done(t.task_id, msg.done().wall_seconds());
       ++r.done_;
-      const std::string detail = r.verdict_.count(t.task_id) ? "verdict " + r.verdict_[t.task_id] : "";
+      std::string detail = r.verdict_.count(t.task_id) ? "verdict " + r.verdict_[t.task_id] : "";
+      if (auto it = r.summary_.find(t.task_id); it != r.summary_.end() && it->second.count("staleness_max")) {
+        char text[96];
+        std::snprintf(text, sizeof text, "staleness mean %.3g max %.0f", it->second["staleness_mean"],
+                      it->second["staleness_max"]);
+        detail += (detail.empty() ? "" : ", ") + std::string(text);
+      }
       task_finished(r, t, "task_done", detail, msg.done().wall_seconds());
       break;
     }

@@ -53,6 +53,8 @@ class CampaignRun {
   std::deque<std::size_t> pending_;
   std::map<std::int64_t, int> running_;  // task id -> worker rank
   std::map<std::int64_t, std::string> verdict_;
+  // Numeric attributes worth showing in progress events (a parameter server's staleness summary).
+  std::map<std::int64_t, std::map<std::string, double>> summary_;
   std::size_t done_ = 0, failed_ = 0, cancelled_ = 0;
   bool cancel_requested_ = false;
   std::string state_ = "queued";
@@ -117,7 +119,8 @@ class Coordinator {
   void task_finished(CampaignRun& run, const PlannedTask& task, const std::string& type, const std::string& detail,
                      double seconds);
   void maybe_finalize(CampaignRun& run);
-  void emit(const CampaignRun& run, const std::string& type, const std::string& task, const std::string& detail);
+  void emit(const CampaignRun& run, const std::string& type, const std::string& task, const std::string& detail,
+            const std::map<std::string, double>* summary = nullptr);
   void send_home(int worker);
   void dispatch(CampaignRun& run, std::size_t index, const std::vector<int>& ranks);
   void release_reservation();

@@ -62,6 +62,8 @@ rc=0; "$gdlab" submit "$data_src/service_escape.textproto" --token-file "$token"
 rc=0; "$gdlab" submit "$data_src/bad/negative_lr.textproto" --token-file "$token" 2>"$dir/err" || rc=$?
 [ "$rc" -eq 2 ] && grep -q "negative_lr.textproto:8:5: experiments\[0\].separable_gd.lr" "$dir/err" \
   || fail "invalid spec: rc $rc $(cat "$dir/err")"
+rc=0; "$gdlab" submit "$data_src/async_mpi.textproto" --token-file "$token" 2>"$dir/err" || rc=$?
+[ "$rc" -eq 2 ] && grep -q "runs on 3 worker ranks but this job has 2" "$dir/err" || fail "too-big group task: rc $rc $(cat "$dir/err")"
 echo "ok: input confinement and spec errors"
 
 # Malformed frames close their own connection only, while another client completes.
