@@ -22,6 +22,7 @@
 #include "common/experiment_kind.h"
 #include "common/random.h"
 #include "proto/gdlab.pb.h"
+#include "tests/kind_test_util.h"
 #include "worker/numerics/gfs_sharpness.h"
 
 namespace gdlab {
@@ -31,47 +32,9 @@ using namespace gfs;
 
 // ---- helpers ------------------------------------------------------------------------------------
 
-// A Recorder that keeps everything in memory.
-class MemoryRecorder : public Recorder {
- public:
-  struct Series {
-    std::vector<std::int64_t> step;
-    std::vector<double> time;
-    std::vector<std::vector<double>> value;
-  };
-  void append(std::string_view path, std::int64_t step, double time, std::span<const double> value) override {
-    auto& s = series[std::string(path)];
-    if (!s.step.empty()) {
-      EXPECT_GT(step, s.step.back()) << path;
-    }
-    s.step.push_back(step);
-    s.time.push_back(time);
-    s.value.emplace_back(value.begin(), value.end());
-  }
-  void put_array(std::string_view path, std::vector<std::uint64_t>, std::span<const double> data) override {
-    arrays[std::string(path)] = std::vector<double>(data.begin(), data.end());
-  }
-  void set_attribute(std::string_view name, std::string_view text) override { text_attrs[std::string(name)] = text; }
-  void set_attribute(std::string_view name, double value) override { num_attrs[std::string(name)] = value; }
+using test_util::MemoryRecorder;
 
-  std::vector<double> values(const std::string& path) const {
-    std::vector<double> out;
-    for (const auto& v : series.at(path).value) out.push_back(v.at(0));
-    return out;
-  }
-  double scalar(const std::string& path) const { return arrays.at(path).at(0); }
-
-  std::map<std::string, Series> series;
-  std::map<std::string, std::vector<double>> arrays;
-  std::map<std::string, std::string> text_attrs;
-  std::map<std::string, double> num_attrs;
-};
-
-const ExperimentKind& kind() {
-  const ExperimentKind* k = KindRegistry::instance().find("gfs_sharpness");
-  EXPECT_NE(k, nullptr);
-  return *k;
-}
+const ExperimentKind& kind() { return test_util::find_kind("gfs_sharpness"); }
 
 TaskContext context() {
   TaskContext ctx;
@@ -80,9 +43,7 @@ TaskContext context() {
 }
 
 MemoryRecorder run_kind(const pb::GfsSharpnessSpec& spec) {
-  MemoryRecorder rec;
-  kind().prepare(spec, context())->run(rec);
-  return rec;
+  return test_util::run_task(kind(), spec, context());
 }
 
 // A random state with log|w_i| ~ N(0, sigma²) and random signs (stability.md §3.5's sampling).
@@ -599,18 +560,18 @@ TEST(GfsKind, ScalarEdgeRunRecordsThePaperClaim) {
   std::printf("kind scalar D=3: %s\n", rec.text_attrs.at("verdict_detail").c_str());
   // Every step recorded (dense), theory at the same steps.
   const auto& loss = rec.series.at("observables/loss");
-  EXPECT_EQ(loss.step.size(), static_cast<size_t>(rec.num_attrs.at("steps_taken")) + 1);
+  EXPECT_EQ(loss.step.size(), static_cast<size_t>(rec.number_attrs.at("steps_taken")) + 1);
   EXPECT_EQ(rec.series.at("theory/sharpness").step, rec.series.at("observables/sharpness").step);
   EXPECT_EQ(rec.series.at("theory/gfs_sharpness").step, rec.series.at("observables/gfs_sharpness").step);
   EXPECT_DOUBLE_EQ(rec.values("theory/sharpness").front(), 2 / 0.1);
   // The loss oscillates while ϕ decreases monotonically to about 2/η.
   const auto phi = rec.values("observables/gfs_sharpness");
   for (size_t i = 1; i < phi.size(); ++i) EXPECT_LE(phi[i], phi[i - 1] * (1 + 1e-9)) << i;
-  EXPECT_GT(rec.num_attrs.at("loss_increases"), 10);
+  EXPECT_GT(rec.number_attrs.at("loss_increases"), 10);
   EXPECT_NEAR(rec.scalar("parameters/phi0_normalized"), 1.01, 0.01);  // ϕ((1 + δ)s) moves by O(δ)
   EXPECT_NEAR(rec.scalar("parameters/final_sharpness_normalized"), 0.99, 0.01);
-  EXPECT_NEAR(rec.num_attrs.at("final_sharpness_normalized"), rec.num_attrs.at("phi_final_normalized"), 1e-8);
-  EXPECT_LE(rec.num_attrs.at("flow_check_phi_error"), 1e-6);
+  EXPECT_NEAR(rec.number_attrs.at("final_sharpness_normalized"), rec.number_attrs.at("phi_final_normalized"), 1e-8);
+  EXPECT_LE(rec.number_attrs.at("flow_check_phi_error"), 1e-6);
   EXPECT_GT(rec.series.at("observables/gfs_sharpness_flow").step.size(), 3u);
   EXPECT_EQ(rec.arrays.at("parameters/start_minimiser").size(), 3u);
   EXPECT_NEAR(rec.scalar("parameters/start_sharpness"), 2 * 1.01 / 0.1, 1e-9);
@@ -674,7 +635,7 @@ TEST(GfsKind, NegativeControlsFailTheVerdict) {
   for (double v : {1.2, 0.9, 0.9}) stable.add_w0(v);  // π < 1, ηϕ/2 ≈ 0.015
   const MemoryRecorder b = run_kind(stable);
   EXPECT_EQ(b.text_attrs.at("verdict"), "fail");
-  EXPECT_EQ(b.num_attrs.at("loss_increases"), 0);
+  EXPECT_EQ(b.number_attrs.at("loss_increases"), 0);
   EXPECT_NE(b.text_attrs.at("verdict_detail").find("loss increased 0 times (EoS signature) FAIL"), std::string::npos)
       << b.text_attrs.at("verdict_detail");
 }
@@ -698,12 +659,7 @@ TEST(GfsKind, LongRunsAreRecordedOnALogGrid) {
 // ---- bad input ------------------------------------------------------------------------------------------
 
 std::string spec_error_field(const pb::GfsSharpnessSpec& s) {
-  try {
-    kind().prepare(s, context());
-  } catch (const SpecError& e) {
-    return e.field();
-  }
-  return "(no error)";
+  return test_util::spec_error_field(kind(), s, context(), "(no error)");
 }
 
 TEST(GfsKind, BadInputNamesTheField) {
@@ -831,12 +787,7 @@ TEST(GfsKind, SpecFileErrorNamesLineAndField) {
   const std::string text =
       "schema_version: 1\nname: \"t\"\nexperiments {\n  name: \"a\"\n  gfs_sharpness {\n    depth: 3\n"
       "    lr: -0.1\n    edge_start { rho0: 1.01 }\n  }\n}\n";
-  std::string error;
-  try {
-    parse_campaign(text, "spec.textproto", "");
-  } catch (const InputError& e) {
-    error = e.what();
-  }
+  std::string error = test_util::campaign_error(text);
   EXPECT_NE(error.find("spec.textproto:7:5: experiments[0].gfs_sharpness.lr: must be a finite number > 0"),
             std::string::npos)
       << error;
@@ -844,12 +795,7 @@ TEST(GfsKind, SpecFileErrorNamesLineAndField) {
   const std::string bad_rho =
       "schema_version: 1\nname: \"t\"\nexperiments {\n  name: \"a\"\n  gfs_sharpness {\n    depth: 4\n"
       "    lr: 0.1\n    edge_start {\n      rho0: 0.1\n    }\n  }\n}\n";
-  error.clear();
-  try {
-    parse_campaign(bad_rho, "spec.textproto", "");
-  } catch (const InputError& e) {
-    error = e.what();
-  }
+  error = test_util::campaign_error(bad_rho);
   EXPECT_NE(error.find("spec.textproto:9:"), std::string::npos) << error;
   EXPECT_NE(error.find("experiments[0].gfs_sharpness.edge_start.rho0: must be >= eta*D*m*|y*|^(2-2/D)/2"),
             std::string::npos)

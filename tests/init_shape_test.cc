@@ -19,6 +19,7 @@
 #include "common/experiment_kind.h"
 #include "common/random.h"
 #include "proto/gdlab.pb.h"
+#include "tests/kind_test_util.h"
 #include "worker/numerics/init_shape.h"
 
 namespace gdlab {
@@ -86,43 +87,9 @@ NeuronCase neuron_case(double alpha, double s) {
   return c;
 }
 
-// A Recorder that keeps everything in memory.
-class MemoryRecorder : public Recorder {
- public:
-  struct Series {
-    std::vector<std::int64_t> step;
-    std::vector<double> time;
-    std::vector<std::vector<double>> value;
-  };
-  void append(std::string_view path, std::int64_t step, double time, std::span<const double> value) override {
-    auto& s = series[std::string(path)];
-    if (!s.step.empty()) {
-      EXPECT_GT(step, s.step.back()) << path;
-    }
-    s.step.push_back(step);
-    s.time.push_back(time);
-    s.value.emplace_back(value.begin(), value.end());
-  }
-  void put_array(std::string_view path, std::vector<std::uint64_t>, std::span<const double> data) override {
-    arrays[std::string(path)] = std::vector<double>(data.begin(), data.end());
-  }
-  void set_attribute(std::string_view name, std::string_view text) override { text_attrs[std::string(name)] = text; }
-  void set_attribute(std::string_view name, double value) override { num_attrs[std::string(name)] = value; }
+using test_util::MemoryRecorder;
 
-  double last(const std::string& path) const { return series.at(path).value.back().at(0); }
-  double scalar(const std::string& path) const { return arrays.at(path).at(0); }
-
-  std::map<std::string, Series> series;
-  std::map<std::string, std::vector<double>> arrays;
-  std::map<std::string, std::string> text_attrs;
-  std::map<std::string, double> num_attrs;
-};
-
-const ExperimentKind& kind() {
-  const ExperimentKind* k = KindRegistry::instance().find("init_shape");
-  EXPECT_NE(k, nullptr);
-  return *k;
-}
+const ExperimentKind& kind() { return test_util::find_kind("init_shape"); }
 
 TaskContext context() {
   TaskContext ctx;
@@ -152,9 +119,7 @@ pb::InitShapeSpec neuron_spec() {
 }
 
 MemoryRecorder run_kind(const pb::InitShapeSpec& spec) {
-  MemoryRecorder rec;
-  kind().prepare(spec, context())->run(rec);
-  return rec;
+  return test_util::run_task(kind(), spec, context());
 }
 
 // ---- parametrisation (§5.4, §5.5) -------------------------------------------------------------------
@@ -552,7 +517,7 @@ TEST(InitShapeKind, NeuronGdAndOdePass) {
   const MemoryRecorder flow = run_kind(ode);
   EXPECT_EQ(flow.text_attrs.at("verdict"), "pass") << flow.text_attrs.at("verdict_detail");
   EXPECT_LT(std::abs(flow.last("observables/null_ratio") / flow.scalar("parameters/c_q") - 1), 1e-8);
-  EXPECT_GT(flow.num_attrs.at("ode_rel_tol"), 0);
+  EXPECT_GT(flow.number_attrs.at("ode_rel_tol"), 0);
   EXPECT_EQ(flow.text_attrs.at("ode_stepper"), "boost::numeric::odeint controlled runge_kutta_dopri5");
 }
 
@@ -608,12 +573,7 @@ TEST(InitShapeKind, DivergingGdIsANumericError) {
 // ---- bad input ---------------------------------------------------------------------------------------
 
 std::string spec_error_field(const pb::InitShapeSpec& s) {
-  try {
-    kind().prepare(s, context());
-  } catch (const SpecError& e) {
-    return e.field();
-  }
-  return "(no error)";
+  return test_util::spec_error_field(kind(), s, context(), "(no error)");
 }
 
 TEST(InitShapeKind, BadInputNamesTheField) {
@@ -752,12 +712,7 @@ TEST(InitShapeKind, SpecFileErrorNamesLineAndField) {
   const std::string text =
       "schema_version: 1\nname: \"t\"\nexperiments {\n  name: \"a\"\n  init_shape {\n    alpha: 0.01\n"
       "    lr: 0.01\n    u0: [0.1, 0.2]\n  }\n}\n";
-  std::string error;
-  try {
-    parse_campaign(text, "spec.textproto", "");
-  } catch (const InputError& e) {
-    error = e.what();
-  }
+  std::string error = test_util::campaign_error(text);
   EXPECT_NE(error.find("spec.textproto:6:5: experiments[0].init_shape.alpha: must not be set together with an "
                        "explicit initialization"),
             std::string::npos)
@@ -766,12 +721,7 @@ TEST(InitShapeKind, SpecFileErrorNamesLineAndField) {
   const std::string bad_n =
       "schema_version: 1\nname: \"t\"\nexperiments {\n  name: \"a\"\n  init_shape {\n    alpha: 0.01\n"
       "    lr: 0.01\n    dataset { d: 20 n: 30 }\n  }\n}\n";
-  error.clear();
-  try {
-    parse_campaign(bad_n, "spec.textproto", "");
-  } catch (const InputError& e) {
-    error = e.what();
-  }
+  error = test_util::campaign_error(bad_n);
   EXPECT_NE(error.find("spec.textproto:8:"), std::string::npos) << error;
   EXPECT_NE(error.find("experiments[0].init_shape.dataset.n: must be in [1, d-1]"), std::string::npos) << error;
 }

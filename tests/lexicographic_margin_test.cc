@@ -21,6 +21,7 @@
 #include "common/experiment_kind.h"
 #include "common/random.h"
 #include "proto/gdlab.pb.h"
+#include "tests/kind_test_util.h"
 
 namespace gdlab {
 namespace {
@@ -299,11 +300,7 @@ class MemoryRecorder : public Recorder {
   std::map<std::string, double> numbers_;
 };
 
-const ExperimentKind& kind() {
-  const ExperimentKind* k = KindRegistry::instance().find("lexicographic_margin");
-  if (k == nullptr) throw std::runtime_error("lexicographic_margin is not registered");
-  return *k;
-}
+const ExperimentKind& kind() { return test_util::find_kind("lexicographic_margin"); }
 
 MemoryRecorder run_spec(const Spec& spec) {
   MemoryRecorder rec;
@@ -456,14 +453,7 @@ TEST(LexicographicKind, LogisticLossFaceAndProjectedGdAgree) {
 
 // ---- bad input: SpecError naming the field ---------------------------------------------------------
 
-std::string field_of(const Spec& s) {
-  try {
-    kind().prepare(s, TaskContext{});
-  } catch (const SpecError& e) {
-    return e.field();
-  }
-  return "(no error)";
-}
+std::string field_of(const Spec& s) { return test_util::spec_error_field(kind(), s, TaskContext{}, "(no error)"); }
 
 Spec good_gd() {
   Spec s = homogeneous_spec(Spec::METHOD_GD);
@@ -614,12 +604,7 @@ TEST(LexicographicBadInput, CampaignErrorNamesFileLineAndField) {
   const std::string text =
       "schema_version: 1\nname: \"t\"\nexperiments {\n  name: \"a\"\n  lexicographic_margin {\n"
       "    method: METHOD_PROJECTED_L1\n    submodels { depth: 2 }\n    lr: 0.1\n    radius: 2\n    radius: -5\n  }\n}\n";
-  std::string message;
-  try {
-    parse_campaign(text, "spec.textproto", "");
-  } catch (const InputError& e) {
-    message = e.what();
-  }
+  const std::string message = test_util::campaign_error(text);
   EXPECT_NE(message.find("spec.textproto:10:"), std::string::npos) << message;
   EXPECT_NE(message.find("experiments[0].lexicographic_margin.radius[1]: must be a finite number > 0"), std::string::npos)
       << message;

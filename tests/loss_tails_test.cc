@@ -25,6 +25,7 @@
 #include "common/errors.h"
 #include "common/experiment_kind.h"
 #include "proto/gdlab.pb.h"
+#include "tests/kind_test_util.h"
 #include "worker/numerics/loss_tails.h"
 #include "worker/numerics/separable.h"
 
@@ -52,46 +53,9 @@ using separable::VectorXd;
 // below 3e-3 for k ∈ {1, 2}). Seed 1 meets both, as the spec's own calibration dataset did.
 constexpr std::uint64_t kDataSeed = 1;
 
-class MemoryRecorder : public Recorder {
- public:
-  struct Series {
-    std::vector<std::int64_t> step;
-    std::vector<std::vector<double>> value;
-  };
-  void append(std::string_view path, std::int64_t step, double, std::span<const double> value) override {
-    auto& s = series[std::string(path)];
-    if (!s.step.empty()) {
-      EXPECT_GT(step, s.step.back()) << path << ": steps must increase";
-    }
-    s.step.push_back(step);
-    s.value.emplace_back(value.begin(), value.end());
-  }
-  void put_array(std::string_view path, std::vector<std::uint64_t>, std::span<const double> data) override {
-    arrays[std::string(path)] = std::vector<double>(data.begin(), data.end());
-  }
-  void set_attribute(std::string_view name, std::string_view text) override { text_attrs[std::string(name)] = text; }
-  void set_attribute(std::string_view name, double value) override { number_attrs[std::string(name)] = value; }
+using test_util::MemoryRecorder;
 
-  double last(const std::string& path) const { return series.at(path).value.back().at(0); }
-  double at(const std::string& path, std::int64_t step) const {
-    const auto& s = series.at(path);
-    for (std::size_t i = 0; i < s.step.size(); ++i)
-      if (s.step[i] == step) return s.value[i].at(0);
-    ADD_FAILURE() << path << " has no step " << step;
-    return std::nan("");
-  }
-
-  std::map<std::string, Series> series;
-  std::map<std::string, std::vector<double>> arrays;
-  std::map<std::string, std::string> text_attrs;
-  std::map<std::string, double> number_attrs;
-};
-
-const ExperimentKind& kind() {
-  const ExperimentKind* k = KindRegistry::instance().find("loss_tails");
-  if (k == nullptr) throw std::runtime_error("loss_tails is not registered");
-  return *k;
-}
+const ExperimentKind& kind() { return test_util::find_kind("loss_tails"); }
 
 TaskContext context() {
   TaskContext c;
@@ -110,18 +74,11 @@ pb::LossTailsSpec base_spec(std::int64_t steps) {
 }
 
 MemoryRecorder run_kind(const pb::LossTailsSpec& spec) {
-  MemoryRecorder rec;
-  kind().prepare(spec, context())->run(rec);
-  return rec;
+  return test_util::run_task(kind(), spec, context());
 }
 
 std::string error_field(const pb::LossTailsSpec& spec) {
-  try {
-    kind().prepare(spec, context());
-  } catch (const SpecError& e) {
-    return e.field();
-  }
-  return "";
+  return test_util::spec_error_field(kind(), spec, context(), "");
 }
 
 struct Planted {
@@ -505,12 +462,7 @@ TEST(TailsBadInput, CampaignLoaderReportsFileLineAndField) {
   const std::string spec =
       "schema_version: 1\nname: \"t\"\nexperiments {\n  name: \"a\"\n  loss_tails {\n    loss: LOSS_POLY_EXPONENTIAL\n"
       "    nu: -0.5\n    lr: 1\n    steps: 10\n    dataset { planted2 {} }\n  }\n}\n";
-  std::string e;
-  try {
-    parse_campaign(spec, "spec.textproto", "");
-  } catch (const InputError& err) {
-    e = err.what();
-  }
+  const std::string e = test_util::campaign_error(spec);
   EXPECT_NE(e.find("spec.textproto:7:5: experiments[0].loss_tails.nu: must be in (0, 16] (got -0.5)"), std::string::npos)
       << e;
 }

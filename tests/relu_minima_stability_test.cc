@@ -19,6 +19,7 @@
 #include "common/experiment_kind.h"
 #include "common/random.h"
 #include "proto/gdlab.pb.h"
+#include "tests/kind_test_util.h"
 #include "worker/numerics/hessian.h"
 #include "worker/numerics/relu_minima_stability.h"
 
@@ -61,11 +62,7 @@ class MemoryRecorder : public Recorder {
   std::map<std::string, double> number_attrs;
 };
 
-const ExperimentKind& kind() {
-  const ExperimentKind* k = KindRegistry::instance().find("relu_minima_stability");
-  if (!k) throw std::runtime_error("kind relu_minima_stability not registered");
-  return *k;
-}
+const ExperimentKind& kind() { return test_util::find_kind("relu_minima_stability"); }
 
 TaskContext context(std::int64_t task = 0) {
   TaskContext c;
@@ -97,12 +94,7 @@ pb::ReluMinimaStabilitySpec t24_spec(double eta) {
 }
 
 std::string spec_error_field(const pb::ReluMinimaStabilitySpec& s) {
-  try {
-    kind().prepare(s, context());
-  } catch (const SpecError& e) {
-    return e.field();
-  }
-  return "<no SpecError>";
+  return test_util::spec_error_field(kind(), s, context(), "<no SpecError>");
 }
 
 VectorXd random_vector(Rng& rng, Eigen::Index n) {
@@ -623,14 +615,10 @@ experiments {
   }
 }
 )";
-  try {
-    parse_campaign(text, "relu.textproto", "");
-    FAIL() << "no error";
-  } catch (const InputError& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find("relu.textproto:7"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("relu_minima_stability.width"), std::string::npos) << msg;
-  }
+  const std::string msg = test_util::campaign_error(text, "relu.textproto");
+  ASSERT_FALSE(msg.empty()) << "no error";
+  EXPECT_NE(msg.find("relu.textproto:7"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("relu_minima_stability.width"), std::string::npos) << msg;
 }
 
 TEST(ReluExample, ExampleCampaignLoads) {

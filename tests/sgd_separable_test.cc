@@ -28,6 +28,7 @@
 #include "common/errors.h"
 #include "common/experiment_kind.h"
 #include "proto/gdlab.pb.h"
+#include "tests/kind_test_util.h"
 #include "worker/numerics/separable.h"
 #include "worker/numerics/sgd_separable.h"
 
@@ -51,46 +52,9 @@ using sgd_separable::Sampler;
 // The planted2 seed of the acceptance tests (any seed works; this one is fixed for reproducibility).
 constexpr std::uint64_t kDataSeed = 2;
 
-// A Recorder that keeps everything in memory.
-class MemoryRecorder : public Recorder {
- public:
-  struct Series {
-    std::vector<std::int64_t> step;
-    std::vector<double> time;
-    std::vector<std::vector<double>> value;
-  };
-  void append(std::string_view path, std::int64_t step, double time, std::span<const double> value) override {
-    auto& s = series[std::string(path)];
-    if (!s.step.empty()) {
-      EXPECT_GT(step, s.step.back()) << path << ": steps must increase";
-    }
-    s.step.push_back(step);
-    s.time.push_back(time);
-    s.value.emplace_back(value.begin(), value.end());
-  }
-  void put_array(std::string_view path, std::vector<std::uint64_t>, std::span<const double> data) override {
-    arrays[std::string(path)] = std::vector<double>(data.begin(), data.end());
-  }
-  void set_attribute(std::string_view name, std::string_view text) override { text_attrs[std::string(name)] = text; }
-  void set_attribute(std::string_view name, double value) override { number_attrs[std::string(name)] = value; }
+using test_util::MemoryRecorder;
 
-  double last(const std::string& path) const { return series.at(path).value.back().at(0); }
-  VectorXd last_vector(const std::string& path) const {
-    const auto& v = series.at(path).value.back();
-    return Eigen::Map<const VectorXd>(v.data(), static_cast<Eigen::Index>(v.size()));
-  }
-
-  std::map<std::string, Series> series;
-  std::map<std::string, std::vector<double>> arrays;
-  std::map<std::string, std::string> text_attrs;
-  std::map<std::string, double> number_attrs;
-};
-
-const ExperimentKind& kind() {
-  const ExperimentKind* k = KindRegistry::instance().find("sgd_separable");
-  if (k == nullptr) throw std::runtime_error("sgd_separable is not registered");
-  return *k;
-}
+const ExperimentKind& kind() { return test_util::find_kind("sgd_separable"); }
 
 TaskContext context(std::int64_t task_id = 0) {
   TaskContext c;
@@ -118,19 +82,12 @@ pb::SgdSeparableSpec acceptance_spec(int batch_size, pb::SgdSeparableSpec::Sampl
 }
 
 MemoryRecorder run_kind(const pb::SgdSeparableSpec& spec, std::int64_t task_id = 0) {
-  MemoryRecorder rec;
-  kind().prepare(spec, context(task_id))->run(rec);
-  return rec;
+  return test_util::run_task(kind(), spec, context(task_id));
 }
 
 // The SpecError field of prepare(spec), or "" if it does not throw.
 std::string error_field(const pb::SgdSeparableSpec& spec) {
-  try {
-    kind().prepare(spec, context());
-  } catch (const SpecError& e) {
-    return e.field();
-  }
-  return "";
+  return test_util::spec_error_field(kind(), spec, context(), "");
 }
 
 struct Planted {
@@ -457,12 +414,7 @@ TEST(SgdBadInput, CampaignLoaderReportsFileLineAndField) {
   const std::string spec =
       "schema_version: 1\nname: \"t\"\nexperiments {\n  name: \"a\"\n  sgd_separable {\n    lr: 1\n"
       "    lr_rule: LR_OVER_MAX_SQ_NORM\n    epochs: 10\n    batch_size: 0\n    dataset { planted2 {} }\n  }\n}\n";
-  std::string e;
-  try {
-    parse_campaign(spec, "spec.textproto", "");
-  } catch (const InputError& err) {
-    e = err.what();
-  }
+  std::string e = test_util::campaign_error(spec);
   EXPECT_NE(e.find("spec.textproto:9:5: experiments[0].sgd_separable.batch_size: must be in [1, N]"), std::string::npos)
       << e;
   // A sweep over the batch size expands, and a bad value points at the axis.
@@ -470,12 +422,7 @@ TEST(SgdBadInput, CampaignLoaderReportsFileLineAndField) {
       "schema_version: 1\nname: \"t\"\nexperiments {\n  name: \"a\"\n  sweep { field: \"batch_size\" numbers: [1, 3] }\n"
       "  sgd_separable {\n    lr: 1\n    lr_rule: LR_OVER_MAX_SQ_NORM\n    epochs: 10\n    dataset { planted2 {} }\n"
       "  }\n}\n";
-  e.clear();
-  try {
-    parse_campaign(sweep, "spec.textproto", "");
-  } catch (const InputError& err) {
-    e = err.what();
-  }
+  e = test_util::campaign_error(sweep);
   EXPECT_NE(e.find("spec.textproto:5:3: experiments[0].sweep[0]: must divide N = 40"), std::string::npos) << e;
   EXPECT_NE(e.find("[sweep point batch_size=3]"), std::string::npos) << e;
 }

@@ -27,67 +27,18 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ._common import cell as _cell, fmt as _fmt, number as _num, row as _row, series, text as _text
+
 TITLE = "GFS sharpness at the edge of stability (Kreisler, Nacson, Soudry, Carmon 2023, stability.md §3)"
 
 
 # ---- reading ----------------------------------------------------------------------------------
 
 
-def _text(obj, name, default=""):
-    if name not in obj.attrs:
-        return default
-    value = obj.attrs[name]
-    if isinstance(value, np.ndarray):
-        value = value.reshape(-1)[0] if value.size else ""
-    if isinstance(value, (bytes, np.bytes_)):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
-
-
-def _num(obj, name):
-    if name not in obj.attrs:
-        return math.nan
-    try:
-        return float(np.asarray(obj.attrs[name]).reshape(-1)[0])
-    except (TypeError, ValueError, IndexError):
-        return math.nan
-
-
 def _series(task, which, name):
-    """(step, value) of /tasks/<t>/<which>/<name> (scalar series), or None."""
-    if which not in task or name not in task[which]:
-        return None
-    grp = task[which][name]
-    try:
-        step = np.asarray(grp["step"][()], dtype=np.float64).reshape(-1)
-        value = np.asarray(grp["value"][()], dtype=np.float64)
-    except (KeyError, OSError, ValueError, TypeError):
-        return None
-    if value.ndim != 1:
-        return None
-    n = min(len(step), len(value))
-    return (step[:n], value[:n]) if n else None
-
-
-def _param(task, name):
-    if "parameters" not in task or name not in task["parameters"]:
-        return math.nan
-    try:
-        v = np.asarray(task["parameters"][name][()], dtype=np.float64).reshape(-1)
-        return float(v[0]) if v.size else math.nan
-    except (OSError, ValueError, TypeError):
-        return math.nan
-
-
-def _fmt(x, digits=4):
-    if x is None or not isinstance(x, (int, float)) or not math.isfinite(x):
-        return "—"
-    return f"{x:.{digits}g}"
-
-
-def _cell(s):
-    s = str(s).replace("\n", " ").replace("|", "\\|")
-    return s if s else " "
+    """(step as float, value) of /tasks/<t>/<which>/<name> (scalar series), or None."""
+    s = series(task, which, name, (("step", np.float64),))
+    return s if s is not None and s[1].ndim == 1 else None
 
 
 class _Task:
@@ -347,7 +298,7 @@ def table(h5file, task_names):
                _fmt(t.rho0), _fmt(t.delta), _fmt(t.steps, 7), _fmt(t.loss_increases, 7),
                f"{_fmt(t.gfs_increases)} ({_fmt(t.max_rel, 2)})", _fmt(t.phi0), f"{_fmt(t.final)} ({predicted})",
                _fmt(t.flow_check, 2), t.verdict or "—"]
-        lines.append("| " + " | ".join(_cell(c) for c in row) + " |")
+        lines.append(_row(row))
     groups = _groups(tasks)
     rows = []
     for key, group in sorted(groups.items(), key=lambda kv: str(kv[0])):

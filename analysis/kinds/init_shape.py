@@ -29,6 +29,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ._common import (
+    TIME, fmt as _fmt, header as _table_header, number as _num, param as _param, param_scalar as _param_scalar,
+    row as _row, series, text as _text,
+)
+
 TITLE = "implicit bias of the initialization shape (Azulay et al. 2021, separable.md §5)"
 
 # separable.md §5.10 T5.3: ‖β_Q − w*‖² of the spec's calibration at d = 1000, N = 100 (their data, so
@@ -44,44 +49,8 @@ SPEC_T53_MIN_L2 = 0.8876
 # ---- reading ----------------------------------------------------------------------------------
 
 
-def _text(obj, name, default=""):
-    if name not in obj.attrs:
-        return default
-    value = obj.attrs[name]
-    if isinstance(value, np.ndarray):
-        value = value.reshape(-1)[0] if value.size else ""
-    if isinstance(value, (bytes, np.bytes_)):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
-
-
-def _num(obj, name):
-    if name not in obj.attrs:
-        return math.nan
-    try:
-        return float(np.asarray(obj.attrs[name]).reshape(-1)[0])
-    except (TypeError, ValueError, IndexError):
-        return math.nan
-
-
-def _series(task, which, name):
-    """(time, value) of /tasks/<t>/<which>/<name> cut to a common length, or None."""
-    if which not in task or name not in task[which]:
-        return None
-    grp = task[which][name]
-    try:
-        time = np.asarray(grp["time"][()], dtype=np.float64).reshape(-1)
-        value = np.asarray(grp["value"][()], dtype=np.float64)
-    except (KeyError, OSError, ValueError, TypeError):
-        return None
-    n = min(len(time), value.shape[0] if value.ndim else 0)
-    if n == 0:
-        return None
-    return time[:n], value[:n]
-
-
 def _scalar_series(task, which, name):
-    s = _series(task, which, name)
+    s = series(task, which, name, TIME)
     if s is None or s[1].ndim != 1:
         return None
     t, v = s
@@ -89,34 +58,9 @@ def _scalar_series(task, which, name):
     return (t[keep], v[keep]) if np.any(keep) else None
 
 
-def _param(task, name):
-    if "parameters" not in task or name not in task["parameters"]:
-        return None
-    try:
-        return np.asarray(task["parameters"][name][()], dtype=np.float64)
-    except (OSError, ValueError, TypeError):
-        return None
-
-
-def _param_scalar(task, name):
-    p = _param(task, name)
-    return float(p.reshape(-1)[0]) if p is not None and p.size else math.nan
-
-
 def _last(task, name):
     s = _scalar_series(task, "observables", name)
     return float(s[1][-1]) if s is not None else math.nan
-
-
-def _fmt(x, digits=4):
-    if x is None or not isinstance(x, (int, float)) or not math.isfinite(x):
-        return "—"
-    return f"{x:.{digits}g}"
-
-
-def _cell(s):
-    s = str(s).replace("\n", " ").replace("|", "\\|")
-    return s if s else " "
 
 
 # ---- per-task figures -------------------------------------------------------------------------
@@ -377,7 +321,7 @@ def plot_experiment(h5file, experiment, task_names, png_path):
 def table(h5file, task_names):
     header = ["task", "sweep point", "model", "method", "steps", "‖β−β_Q‖/‖β_Q‖", "KKT / c_GD (c_Q)",
               "shape-blind miss (pred)", "min-L2 miss (pred)", "mirror c", "‖β−w*‖² (β_Q)", "verdict"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines = _table_header(header)
     closed = {}
     for name in task_names:
         t = h5file["tasks"][name]
@@ -405,7 +349,7 @@ def table(h5file, task_names):
                    f"{_fmt(_last(t, 'distance_min_l2'), 3)} ({_fmt(_param_scalar(t, 'separation_min_l2'), 3)})",
                    mirror, f"{_fmt(pe)} ({_fmt(_param_scalar(t, 'population_error_q'))})",
                    _text(t, "verdict") or "—"]
-        lines.append("| " + " | ".join(_cell(c) for c in row) + " |")
+        lines.append(_row(row))
     lines += ["", "Tolerances (separable.md §5.10): ‖β−β_Q‖/‖β_Q‖ < 5e-3 and KKT < 5e-3 (T5.1), "
               "|c_GD − c_Q|/c_Q < 1e-3 and cos = 1 (T5.2); a control must miss by more than the tolerance "
               "unless it coincides with β_Q (pred = ‖control − β_Q‖/‖β_Q‖)."]

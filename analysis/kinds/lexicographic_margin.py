@@ -25,6 +25,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ._common import STEP, TIME, cell as _cell, header as _header, row as _row, series, text as _text
+
 TITLE = "lexicographic and depth-sensitive margins (Nacson et al. 2019, separable.md §4)"
 
 LEXICOGRAPHIC_S = 0.4
@@ -36,32 +38,9 @@ MARGIN_RATIO_LIMIT = 0.5
 # ---- reading ----------------------------------------------------------------------------------
 
 
-def _text(obj, name, default=""):
-    if name not in obj.attrs:
-        return default
-    value = obj.attrs[name]
-    if isinstance(value, np.ndarray):
-        value = value.reshape(-1)[0] if value.size else ""
-    if isinstance(value, (bytes, np.bytes_)):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
-
-
 def _series(task, which, name):
     """(step, time, value) arrays of /tasks/<t>/<which>/<name>, cut to a common length, or None."""
-    if which not in task or name not in task[which]:
-        return None
-    grp = task[which][name]
-    try:
-        step = np.asarray(grp["step"][()], dtype=np.int64).reshape(-1)
-        time = np.asarray(grp["time"][()], dtype=np.float64).reshape(-1)
-        value = np.asarray(grp["value"][()], dtype=np.float64)
-    except (KeyError, OSError, ValueError, TypeError):
-        return None
-    n = min(len(step), len(time), value.shape[0] if value.ndim else 0)
-    if n == 0:
-        return None
-    return step[:n], time[:n], value[:n]
+    return series(task, which, name, STEP + TIME)
 
 
 class _Task:
@@ -354,10 +333,6 @@ def _fmt(x, digits=5):
     return f"{x:.{digits}g}"
 
 
-def _cell(s):
-    return str(s).replace("|", "\\|").replace("\n", " ") or " "
-
-
 def _rows(task):
     """[(point, quantity, measured, predicted)] for the key quantities of one task."""
     rows = []
@@ -406,7 +381,7 @@ def table(h5file, task_names):
               "predicted", "verdict"]
     lines = ["Predicted: the exact constrained path s(c) = 0.4 + ln1.5/(2.5c) (for GD: at c = ‖β(T)‖₁), "
              "‖a‖ → √2 and margin/B² = 0.5 + 1/B² for the ensemble (separable.md §4.5, §4.7).", "",
-             "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+             *_header(header)]
     for name in task_names:
         try:
             task = _Task(h5file, name)
@@ -417,7 +392,7 @@ def table(h5file, task_names):
         if not rows:
             rows = [("—", "—", "—", "—")]
         for point, quantity, measured, predicted in rows:
-            lines.append("| " + " | ".join(_cell(c) for c in (
+            lines.append(_row((
                 task.name, task.experiment, task.sweep_point, task.method, task.depths, point, quantity, measured,
-                predicted, task.verdict or "—")) + " |")
+                predicted, task.verdict or "—")))
     return lines

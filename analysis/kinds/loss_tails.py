@@ -27,60 +27,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ._common import (
+    fmt as _fmt, last as _last, number as _number, param as _param, row as _row, series as _series, text as _text,
+)
+
 TITLE = "loss tails and normalised steps (Nacson, Lee, Gunasekar, Savarese, Srebro, Soudry 2019, separable.md §3)"
 
 
 # ---- reading ----------------------------------------------------------------------------------
-
-
-def _text(obj, name, default=""):
-    if name not in obj.attrs:
-        return default
-    value = obj.attrs[name]
-    if isinstance(value, np.ndarray):
-        value = value.reshape(-1)[0] if value.size else ""
-    if isinstance(value, (bytes, np.bytes_)):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
-
-
-def _number(obj, name):
-    if name not in obj.attrs:
-        return math.nan
-    try:
-        return float(np.asarray(obj.attrs[name]).reshape(-1)[0])
-    except (TypeError, ValueError, IndexError):
-        return math.nan
-
-
-def _series(group, which, name):
-    if which not in group or name not in group[which]:
-        return None
-    grp = group[which][name]
-    try:
-        step = np.asarray(grp["step"][()], dtype=np.int64).reshape(-1)
-        value = np.asarray(grp["value"][()], dtype=np.float64)
-    except (KeyError, OSError, ValueError, TypeError):
-        return None
-    n = min(len(step), value.shape[0] if value.ndim else 0)
-    if n == 0:
-        return None
-    return step[:n], value[:n]
-
-
-def _last(series):
-    if series is None or series[1].ndim != 1:
-        return math.nan
-    return float(series[1][-1])
-
-
-def _param(group, name):
-    if "parameters" not in group or name not in group["parameters"]:
-        return None
-    try:
-        return np.asarray(group["parameters"][name][()], dtype=np.float64)
-    except (OSError, ValueError, TypeError):
-        return None
 
 
 class _Task:
@@ -106,17 +60,6 @@ class _Task:
 
     def label(self):
         return f"{self.loss}, {self.schedule}, η={_fmt(self.lr, 3)}"
-
-
-def _fmt(x, digits=4):
-    if x is None or not isinstance(x, (int, float)) or not math.isfinite(x):
-        return "—"
-    return f"{x:.{digits}g}"
-
-
-def _cell(s):
-    s = str(s).replace("\n", " ").replace("|", "\\|")
-    return s if s else " "
 
 
 # ---- figures ----------------------------------------------------------------------------------
@@ -318,5 +261,5 @@ def table(h5file, task_names):
                _fmt(_last(t.obs("fixed_step_margin_gap"))),
                f"{_fmt(_last(t.obs('angle_gap')))} ({_fmt(_last(t.theory('angle_gap')))})",
                _fmt(_last(t.obs("angle_gap_vstar"))), t.verdict or "—"]
-        lines.append("| " + " | ".join(_cell(c) for c in row) + " |")
+        lines.append(_row(row))
     return lines

@@ -21,61 +21,23 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ._common import (
+    fmt as _fmt, number as _number, param as _param, param_scalar as _scalar, row as _row, series, text as _text,
+)
+
 TITLE = "minima stability of shallow ReLU nets (Nacson, Mulayoff, Ongie, Michaeli, Soudry 2023, stability.md §2)"
 
 
 # ---- reading ----------------------------------------------------------------------------------
 
 
-def _text(obj, name, default=""):
-    if name not in obj.attrs:
-        return default
-    value = obj.attrs[name]
-    if isinstance(value, np.ndarray):
-        value = value.reshape(-1)[0] if value.size else ""
-    if isinstance(value, (bytes, np.bytes_)):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
-
-
-def _number(obj, name):
-    if name not in obj.attrs:
-        return math.nan
-    try:
-        return float(np.asarray(obj.attrs[name]).reshape(-1)[0])
-    except (TypeError, ValueError, IndexError):
-        return math.nan
-
-
 def _series(group, which, name):
-    if which not in group or name not in group[which]:
+    """(step, first component of the value) of /tasks/<t>/<which>/<name>, or None."""
+    s = series(group, which, name)
+    if s is None:
         return None
-    grp = group[which][name]
-    try:
-        step = np.asarray(grp["step"][()], dtype=np.int64).reshape(-1)
-        value = np.asarray(grp["value"][()], dtype=np.float64)
-    except (KeyError, OSError, ValueError, TypeError):
-        return None
-    n = min(len(step), value.shape[0] if value.ndim else 0)
-    if n == 0:
-        return None
-    return step[:n], value[:n].reshape(n, -1)[:, 0]
-
-
-def _param(group, name):
-    if "parameters" not in group or name not in group["parameters"]:
-        return None
-    try:
-        return np.asarray(group["parameters"][name][()], dtype=np.float64)
-    except (OSError, ValueError, TypeError):
-        return None
-
-
-def _scalar(group, name):
-    p = _param(group, name)
-    if p is None or p.size == 0:
-        return math.nan
-    return float(p.reshape(-1)[0])
+    step, value = s
+    return step, value.reshape(len(step), -1)[:, 0]
 
 
 class _Task:
@@ -103,17 +65,6 @@ class _Task:
 
     def theory(self, name):
         return _series(self.g, "theory", name)
-
-
-def _fmt(x, digits=4):
-    if x is None or not isinstance(x, (int, float)) or not math.isfinite(x):
-        return "—"
-    return f"{x:.{digits}g}"
-
-
-def _cell(s):
-    s = str(s).replace("\n", " ").replace("|", "\\|")
-    return s if s else " "
 
 
 # ---- figures ----------------------------------------------------------------------------------
@@ -244,10 +195,10 @@ def table(h5file, task_names):
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t in sorted(tasks, key=lambda t: (t.experiment, t.lr)):
-        lines.append("| " + " | ".join(_cell(x) for x in [
+        lines.append(_row([
             t.name, t.sweep_point, t.optimizer, t.status, _fmt(t.steps, 6), _fmt(t.final_loss, 3),
             _fmt(t.sharpness_ratio), _fmt(t.sharpness_ratio_raw), _fmt(t.weighted_norm), _fmt(t.bound),
-            _fmt(t.lambda_bound), _fmt(t.tightness, 3), _fmt(t.kink_pairs, 3), t.verdict or "—"]) + " |")
+            _fmt(t.lambda_bound), _fmt(t.tightness, 3), _fmt(t.kink_pairs, 3), t.verdict or "—"]))
     # T2.4 (iv): Σ|a|g non-increasing in η over the edge-of-stability runs that reached a minimum.
     by_exp = {}
     for t in tasks:

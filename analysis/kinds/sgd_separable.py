@@ -27,6 +27,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ._common import (
+    cell as _cell, fmt as _fmt, last as _last, number as _number, row as _row, series as _series, text as _text,
+)
+
 TITLE = "minibatch SGD on separable data (Nacson, Srebro, Soudry 2019, separable.md §2)"
 
 # Criterion (d) of separable.md §2.6.
@@ -34,49 +38,6 @@ INVARIANCE_LIMIT = {"reshuffle": 1e-3, "with_replacement": 0.05}
 
 
 # ---- reading ----------------------------------------------------------------------------------
-
-
-def _text(obj, name, default=""):
-    if name not in obj.attrs:
-        return default
-    value = obj.attrs[name]
-    if isinstance(value, np.ndarray):
-        value = value.reshape(-1)[0] if value.size else ""
-    if isinstance(value, (bytes, np.bytes_)):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
-
-
-def _number(obj, name):
-    if name not in obj.attrs:
-        return math.nan
-    try:
-        return float(np.asarray(obj.attrs[name]).reshape(-1)[0])
-    except (TypeError, ValueError, IndexError):
-        return math.nan
-
-
-def _series(group, which, name):
-    """(step, value) of /tasks/<t>/<which>/<name>, cut to a common length, or None."""
-    if which not in group or name not in group[which]:
-        return None
-    grp = group[which][name]
-    try:
-        step = np.asarray(grp["step"][()], dtype=np.int64).reshape(-1)
-        value = np.asarray(grp["value"][()], dtype=np.float64)
-    except (KeyError, OSError, ValueError, TypeError):
-        return None
-    n = min(len(step), value.shape[0] if value.ndim else 0)
-    if n == 0:
-        return None
-    return step[:n], value[:n]
-
-
-def _last(series):
-    if series is None:
-        return math.nan
-    value = series[1]
-    return float(value[-1]) if value.ndim == 1 else math.nan
 
 
 class _Task:
@@ -104,17 +65,6 @@ class _Task:
     def label(self):
         b = int(self.batch_size) if math.isfinite(self.batch_size) else "?"
         return f"B={b}" + (" (no LR scaling)" if self.no_lr_scaling else "")
-
-
-def _fmt(x, digits=4):
-    if x is None or not isinstance(x, (int, float)) or not math.isfinite(x):
-        return "—"
-    return f"{x:.{digits}g}"
-
-
-def _cell(s):
-    s = str(s).replace("\n", " ").replace("|", "\\|")
-    return s if s else " "
 
 
 # ---- figures ----------------------------------------------------------------------------------
@@ -329,7 +279,7 @@ def table(h5file, task_names):
                f"{_fmt(_last(t.obs('margin_gap')))} ({_fmt(_last(t.theory('margin_gap')))})",
                f"{_fmt(_last(t.obs('angle_gap')))} ({_fmt(_last(t.theory('angle_gap')))})",
                t.verdict or "—"]
-        lines.append("| " + " | ".join(_cell(c) for c in row) + " |")
+        lines.append(_row(row))
     by_exp = {}
     for t in tasks:
         by_exp.setdefault(t.experiment, []).append(t)

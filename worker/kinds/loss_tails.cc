@@ -14,13 +14,13 @@
 // margin gap with η = η₀ (observables/fixed_step_margin_gap). Ground truth (ŵ, α, S, ρ̃ or v*) under
 // parameters/, and a verdict attribute with the criteria of §3.7 that apply to the task.
 #include <cmath>
-#include <cstdio>
 #include <limits>
 #include <sstream>
 
 #include "common/errors.h"
 #include "common/experiment_kind.h"
 #include "proto/gdlab.pb.h"
+#include "worker/kinds/separable_common.h"
 #include "worker/numerics/loss_tails.h"
 #include "worker/numerics/separable.h"
 
@@ -64,22 +64,6 @@ struct LossTailsConfig {
   pb::LossTailsTolerance tol;
 };
 
-std::string fmt(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.6g", v);
-  return buf;
-}
-
-std::vector<double> to_vector(const MatrixXd& m) {
-  std::vector<double> out;
-  out.reserve(static_cast<size_t>(m.size()));
-  for (Eigen::Index r = 0; r < m.rows(); ++r)
-    for (Eigen::Index c = 0; c < m.cols(); ++c) out.push_back(m(r, c));
-  return out;
-}
-
-std::span<const double> as_span(const VectorXd& v) { return {v.data(), static_cast<size_t>(v.size())}; }
-
 // True when the tail is e^{−u} asymptotically (so Soudry et al.'s w̃ and ρ_L apply to fixed steps).
 bool exponential_tail(const TailLoss& loss) {
   return loss.tail == Tail::Exponential || loss.tail == Tail::Logistic ||
@@ -101,16 +85,9 @@ class LossTailsTask : public PreparedTask {
   void run(Recorder& rec) override {
     const auto& mm = c_.max_margin;
     const auto d = static_cast<std::uint64_t>(c_.Xt.cols());
-    const auto n = static_cast<std::uint64_t>(c_.Xt.rows());
     const bool super_poly = c_.loss.super_polynomial();
     const double nu = c_.loss.tail_nu();
-    rec.put_array("parameters/X", {n, d}, to_vector(c_.data.X));
-    rec.put_array("parameters/y", {n}, as_span(c_.data.y));
-    rec.put_array("parameters/w_hat", {d}, as_span(mm.w_hat));
-    rec.put_array("parameters/alpha", {n}, as_span(mm.alpha));
-    std::vector<double> support(mm.support.begin(), mm.support.end());
-    rec.put_array("parameters/support", {support.size()}, support);
-    rec.put_array("parameters/sigma_max", {}, std::vector<double>{c_.sigma_max});
+    put_max_margin_parameters(rec, c_.data, mm, nullptr, c_.sigma_max);
     rec.put_array("parameters/max_sq_norm", {}, std::vector<double>{c_.max_sq_norm});
     if (super_poly) {
       rec.put_array("parameters/rho_tilde", {d}, as_span(c_.prediction.rho_tilde));
@@ -338,8 +315,7 @@ class LossTailsKind : public ExperimentKind {
       throw SpecError("points_per_decade", "must be in [1, 1000] (got " + std::to_string(s.points_per_decade()) + ")");
     c.points_per_decade = s.points_per_decade();
 
-    c.data = load_dataset(s, context);
-    if (c.data.X.rows() == 0) throw SpecError("dataset", "the dataset is empty");
+    c.data = load_separable_dataset(s.dataset(), context, kDatasetStream);
     c.Xt = c.data.absorbed();
 
     if (!s.has_lr()) throw SpecError("lr", "required (the step size eta or eta0, > 0)");
@@ -372,11 +348,7 @@ class LossTailsKind : public ExperimentKind {
                                   "; Lemma 1, separable.md §0.3); set allow_large_step: true to run it anyway");
     }
 
-    try {
-      c.max_margin = separable::solve_max_margin(c.Xt);
-    } catch (const InputError& e) {
-      throw SpecError("dataset", std::string("this kind needs separable data: ") + e.what());
-    }
+    c.max_margin = solve_max_margin_of_dataset(c.Xt);
     if (c.loss.super_polynomial()) {
       c.prediction = loss_tails::poly_exponential_prediction(c.Xt, c.max_margin, c.loss.tail_nu());
       if (c.schedule == Schedule::Fixed && exponential_tail(c.loss))
@@ -403,37 +375,6 @@ class LossTailsKind : public ExperimentKind {
     if (!positive(tol.ngd_const_gap_max())) throw SpecError("tolerance.ngd_const_gap_max", "must be > 0");
 
     return std::make_unique<LossTailsTask>(std::move(c));
-  }
-
- private:
-  // The shared SeparableDataset message (proto/separable.proto), as in separable_gd.
-  static separable::Dataset load_dataset(const pb::LossTailsSpec& s, const TaskContext& context) {
-    const auto& ds = s.dataset();
-    switch (ds.source_case()) {
-      case pb::SeparableDataset::kFig1Replica: {
-        const std::uint64_t seed = ds.fig1_replica().seed() ? ds.fig1_replica().seed()
-                                                            : context.experiment_seed(kDatasetStream);
-        return separable::make_fig1_replica(seed);
-      }
-      case pb::SeparableDataset::kPlanted2: {
-        const auto& p = ds.planted2();
-        if (p.d() < 1 || p.d() > 10000) throw SpecError("dataset.planted2.d", "must be in [1, 10000]");
-        if (p.n() < p.d() || p.n() > 10'000'000)
-          throw SpecError("dataset.planted2.n", "must be in [d, 1e7] (got " + std::to_string(p.n()) + ")");
-        const std::uint64_t seed = p.seed() ? p.seed() : context.experiment_seed(kDatasetStream);
-        return separable::make_planted2(p.d(), p.n(), seed).data;
-      }
-      case pb::SeparableDataset::kCsv: {
-        if (ds.csv().path().empty()) throw SpecError("dataset.csv.path", "required");
-        try {
-          return separable::load_csv(context.resolve_path(ds.csv().path()));
-        } catch (const InputError& e) {
-          throw SpecError("dataset.csv.path", e.what());
-        }
-      }
-      default:
-        throw SpecError("dataset", "required: one of fig1_replica, planted2, csv");
-    }
   }
 };
 

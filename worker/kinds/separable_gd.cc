@@ -9,12 +9,12 @@
 // w_pred(t) = ŵ ln t + w̃ under theory/ (the overlay); ŵ, w̃, α, the support set and the data under
 // parameters/; and a verdict attribute (§1.6 criteria at the final step).
 #include <cmath>
-#include <cstdio>
 #include <sstream>
 
 #include "common/errors.h"
 #include "common/experiment_kind.h"
 #include "proto/gdlab.pb.h"
+#include "worker/kinds/separable_common.h"
 #include "worker/numerics/separable.h"
 
 namespace gdlab {
@@ -47,21 +47,6 @@ struct SeparableGdConfig {
   std::string lr_description;
 };
 
-std::string fmt(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.6g", v);
-  return buf;
-}
-
-std::vector<double> to_vector(const MatrixXd& m) {
-  // Row-major, as HDF5 and numpy expect.
-  std::vector<double> out;
-  out.reserve(static_cast<size_t>(m.size()));
-  for (Eigen::Index r = 0; r < m.rows(); ++r)
-    for (Eigen::Index c = 0; c < m.cols(); ++c) out.push_back(m(r, c));
-  return out;
-}
-
 class SeparableGdTask : public PreparedTask {
  public:
   explicit SeparableGdTask(SeparableGdConfig config) : c_(std::move(config)) {}
@@ -77,16 +62,7 @@ class SeparableGdTask : public PreparedTask {
 
   void run(Recorder& rec) override {
     const auto& mm = c_.max_margin;
-    const auto d = static_cast<std::uint64_t>(c_.Xt.cols());
-    const auto n = static_cast<std::uint64_t>(c_.Xt.rows());
-    rec.put_array("parameters/X", {n, d}, to_vector(c_.data.X));
-    rec.put_array("parameters/y", {n}, std::vector<double>(c_.data.y.data(), c_.data.y.data() + n));
-    rec.put_array("parameters/w_hat", {d}, std::vector<double>(mm.w_hat.data(), mm.w_hat.data() + d));
-    rec.put_array("parameters/w_tilde", {d}, std::vector<double>(c_.w_tilde.data(), c_.w_tilde.data() + d));
-    rec.put_array("parameters/alpha", {n}, std::vector<double>(mm.alpha.data(), mm.alpha.data() + n));
-    std::vector<double> support(mm.support.begin(), mm.support.end());
-    rec.put_array("parameters/support", {support.size()}, support);
-    rec.put_array("parameters/sigma_max", {}, std::vector<double>{c_.sigma_max});
+    put_max_margin_parameters(rec, c_.data, mm, &c_.w_tilde, c_.sigma_max);
     rec.set_attribute("loss", c_.loss_name);
     rec.set_attribute("lr", c_.eta);
     rec.set_attribute("momentum", c_.momentum);
@@ -106,28 +82,16 @@ class SeparableGdTask : public PreparedTask {
       // Time axis: gradient-flow time η_eff·t.
       const double time = c_.eta_eff * static_cast<double>(t);
       last = separable::measure(c_.Xt, c_.loss, w, t, c_.eta_eff, mm.w_hat, c_.w_tilde);
-      record(rec, "observables/", t, time, last);
-      rec.append("observables/w", t, time, std::span<const double>(w.data(), static_cast<size_t>(w.size())));
+      record_measurements(rec, "observables/", t, time, last);
+      rec.append("observables/w", t, time, as_span(w));
       const VectorXd w_pred = separable::predicted_w(mm.w_hat, c_.w_tilde, t);
       last_pred = separable::measure(c_.Xt, c_.loss, w_pred, t, c_.eta_eff, mm.w_hat, c_.w_tilde);
-      record(rec, "theory/", t, time, last_pred);
+      record_measurements(rec, "theory/", t, time, last_pred);
     });
     verdict(rec, last, last_pred);
   }
 
  private:
-  static void record(Recorder& rec, const std::string& prefix, std::int64_t t, double time,
-                     const separable::Measurements& m) {
-    rec.append(prefix + "norm", t, time, m.norm);
-    rec.append(prefix + "loss", t, time, m.loss);
-    rec.append(prefix + "loss_ratio", t, time, m.loss_ratio);
-    rec.append(prefix + "normalized_margin", t, time, m.normalized_margin);
-    rec.append(prefix + "margin_gap", t, time, m.margin_gap);
-    rec.append(prefix + "angle_gap", t, time, m.angle_gap);
-    rec.append(prefix + "direction_error", t, time, m.direction_error);
-    if (prefix == "observables/") rec.append(prefix + "residual", t, time, m.residual);
-  }
-
   // The acceptance criteria of separable.md §1.6 (T1.1 (a)-(b), T1.2 (a)-(c)) at the final step.
   void verdict(Recorder& rec, const separable::Measurements& m, const separable::Measurements& p) const {
     bool pass = true;
@@ -176,20 +140,9 @@ class SeparableGdKind : public ExperimentKind {
     c.momentum = s.momentum();
     c.mean_loss = s.mean_loss();
 
-    c.data = load_dataset(s, context);
-    if (c.data.X.rows() == 0) throw SpecError("dataset", "the dataset is empty");
+    c.data = load_separable_dataset(s.dataset(), context, kDatasetStream);
     c.Xt = c.data.absorbed();
-    const auto d = c.Xt.cols();
-
-    if (s.w0_size() == 0) {
-      c.w0 = VectorXd::Zero(d);
-    } else if (s.w0_size() != d) {
-      throw SpecError("w0", "has " + std::to_string(s.w0_size()) + " entries but the data have dimension " +
-                                std::to_string(d));
-    } else {
-      c.w0 = Eigen::Map<const VectorXd>(s.w0().data(), d);
-    }
-    if (!c.w0.allFinite()) throw SpecError("w0", "must be finite");
+    c.w0 = initial_w(s.w0(), c.Xt.cols());
 
     if (!s.has_lr()) throw SpecError("lr", "required (the step size, > 0)");
     if (!(s.lr() > 0) || !std::isfinite(s.lr()))
@@ -216,11 +169,7 @@ class SeparableGdKind : public ExperimentKind {
       throw SpecError("lr", "step size eta=" + fmt(c.eta) + " is not below 2/(beta sigma_max^2)=" + fmt(bound) +
                                 " (Soudry et al. 2018, Lemma 1); set allow_large_step: true to run it anyway");
 
-    try {
-      c.max_margin = separable::solve_max_margin(c.Xt);
-    } catch (const InputError& e) {
-      throw SpecError("dataset", std::string("this kind needs separable data: ") + e.what());
-    }
+    c.max_margin = solve_max_margin_of_dataset(c.Xt);
     c.eta_eff = c.eta / (1.0 - c.momentum);
     c.w_tilde = separable::solve_w_tilde(c.Xt, c.max_margin, c.eta_eff, c.w0);
 
@@ -232,36 +181,6 @@ class SeparableGdKind : public ExperimentKind {
     if (!(c.tol_residual > 0) || !(c.tol_loss_ratio > 0) || !(c.tol_gap_rel >= 0) || !(c.tol_gap_abs >= 0))
       throw SpecError("tolerance", "tolerances must be positive");
     return std::make_unique<SeparableGdTask>(std::move(c));
-  }
-
- private:
-  static separable::Dataset load_dataset(const pb::SeparableGdSpec& s, const TaskContext& context) {
-    const auto& ds = s.dataset();
-    switch (ds.source_case()) {
-      case pb::SeparableDataset::kFig1Replica: {
-        const std::uint64_t seed = ds.fig1_replica().seed() ? ds.fig1_replica().seed()
-                                                            : context.experiment_seed(kDatasetStream);
-        return separable::make_fig1_replica(seed);
-      }
-      case pb::SeparableDataset::kPlanted2: {
-        const auto& p = ds.planted2();
-        if (p.d() < 1 || p.d() > 10000) throw SpecError("dataset.planted2.d", "must be in [1, 10000]");
-        if (p.n() < p.d() || p.n() > 10'000'000)
-          throw SpecError("dataset.planted2.n", "must be in [d, 1e7] (got " + std::to_string(p.n()) + ")");
-        const std::uint64_t seed = p.seed() ? p.seed() : context.experiment_seed(kDatasetStream);
-        return separable::make_planted2(p.d(), p.n(), seed).data;
-      }
-      case pb::SeparableDataset::kCsv: {
-        if (ds.csv().path().empty()) throw SpecError("dataset.csv.path", "required");
-        try {
-          return separable::load_csv(context.resolve_path(ds.csv().path()));
-        } catch (const InputError& e) {
-          throw SpecError("dataset.csv.path", e.what());
-        }
-      }
-      default:
-        throw SpecError("dataset", "required: one of fig1_replica, planted2, csv");
-    }
   }
 };
 

@@ -13,12 +13,12 @@
 // batch-size invariance, compares tasks: tests/sgd_separable_test.cc asserts it and the report
 // plugin (analysis/kinds/sgd_separable.py) tabulates it per experiment.
 #include <cmath>
-#include <cstdio>
 #include <sstream>
 
 #include "common/errors.h"
 #include "common/experiment_kind.h"
 #include "proto/gdlab.pb.h"
+#include "worker/kinds/separable_common.h"
 #include "worker/numerics/separable.h"
 #include "worker/numerics/sgd_separable.h"
 
@@ -65,23 +65,6 @@ struct SgdSeparableConfig {
   double tol_residual = 0, tol_loss_ratio_min = 0, tol_loss_ratio_max = 0, tol_margin_gap_rel = 0;
 };
 
-std::string fmt(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.6g", v);
-  return buf;
-}
-
-std::vector<double> to_vector(const MatrixXd& m) {
-  // Row-major, as HDF5 and numpy expect.
-  std::vector<double> out;
-  out.reserve(static_cast<size_t>(m.size()));
-  for (Eigen::Index r = 0; r < m.rows(); ++r)
-    for (Eigen::Index c = 0; c < m.cols(); ++c) out.push_back(m(r, c));
-  return out;
-}
-
-std::span<const double> as_span(const VectorXd& v) { return {v.data(), static_cast<size_t>(v.size())}; }
-
 class SgdSeparableTask : public PreparedTask {
  public:
   explicit SgdSeparableTask(SgdSeparableConfig config) : c_(std::move(config)) {}
@@ -99,16 +82,7 @@ class SgdSeparableTask : public PreparedTask {
 
   void run(Recorder& rec) override {
     const auto& mm = c_.max_margin;
-    const auto d = static_cast<std::uint64_t>(c_.Xt.cols());
-    const auto n = static_cast<std::uint64_t>(c_.Xt.rows());
-    rec.put_array("parameters/X", {n, d}, to_vector(c_.data.X));
-    rec.put_array("parameters/y", {n}, as_span(c_.data.y));
-    rec.put_array("parameters/w_hat", {d}, as_span(mm.w_hat));
-    rec.put_array("parameters/w_tilde", {d}, as_span(c_.w_tilde));
-    rec.put_array("parameters/alpha", {n}, as_span(mm.alpha));
-    std::vector<double> support(mm.support.begin(), mm.support.end());
-    rec.put_array("parameters/support", {support.size()}, support);
-    rec.put_array("parameters/sigma_max", {}, std::vector<double>{c_.sigma_max});
+    put_max_margin_parameters(rec, c_.data, mm, &c_.w_tilde, c_.sigma_max);
     rec.put_array("parameters/max_sq_norm", {}, std::vector<double>{c_.max_sq_norm});
     rec.put_array("parameters/c", {}, std::vector<double>{c_.steps.per_sample_nominal});
     rec.set_attribute("loss", c_.loss_name);
@@ -139,30 +113,18 @@ class SgdSeparableTask : public PreparedTask {
       // Step axis: epochs k; time axis: gradient-flow time c·k (as separable_gd's η_eff·t).
       const double time = c * static_cast<double>(k);
       last = separable::measure(c_.Xt, c_.loss, w, k, c, mm.w_hat, c_.w_tilde);
-      record(rec, "observables/", k, time, last);
+      record_measurements(rec, "observables/", k, time, last);
       rec.append("observables/w", k, time, as_span(w));
       // Theory: w_pred(k) = ŵ ln k + w̃(c) (separable.md §2.4).
       const VectorXd w_pred = separable::predicted_w(mm.w_hat, c_.w_tilde, k);
       last_pred = separable::measure(c_.Xt, c_.loss, w_pred, k, c, mm.w_hat, c_.w_tilde);
-      record(rec, "theory/", k, time, last_pred);
+      record_measurements(rec, "theory/", k, time, last_pred);
       rec.append("theory/w", k, time, as_span(w_pred));
     });
     verdict(rec, last, last_pred);
   }
 
  private:
-  static void record(Recorder& rec, const std::string& prefix, std::int64_t k, double time,
-                     const separable::Measurements& m) {
-    rec.append(prefix + "norm", k, time, m.norm);
-    rec.append(prefix + "loss", k, time, m.loss);
-    rec.append(prefix + "loss_ratio", k, time, m.loss_ratio);
-    rec.append(prefix + "normalized_margin", k, time, m.normalized_margin);
-    rec.append(prefix + "margin_gap", k, time, m.margin_gap);
-    rec.append(prefix + "angle_gap", k, time, m.angle_gap);
-    rec.append(prefix + "direction_error", k, time, m.direction_error);
-    if (prefix == "observables/") rec.append(prefix + "residual", k, time, m.residual);
-  }
-
   // Criteria (a)–(c) of separable.md §2.6 at the last epoch K.
   void verdict(Recorder& rec, const separable::Measurements& m, const separable::Measurements& p) const {
     bool pass = true;
@@ -214,8 +176,7 @@ class SgdSeparableKind : public ExperimentKind {
                                        "for every batch size)");
     c.no_lr_scaling = s.no_lr_scaling();
 
-    c.data = load_dataset(s, context);
-    if (c.data.X.rows() == 0) throw SpecError("dataset", "the dataset is empty");
+    c.data = load_separable_dataset(s.dataset(), context, kDatasetStream);
     c.Xt = c.data.absorbed();
     const auto n = c.Xt.rows();
     const auto d = c.Xt.cols();
@@ -228,15 +189,7 @@ class SgdSeparableKind : public ExperimentKind {
                                     "minibatches (got " + std::to_string(s.batch_size()) + ")");
     c.batch_size = s.batch_size();
 
-    if (s.w0_size() == 0) {
-      c.w0 = VectorXd::Zero(d);
-    } else if (s.w0_size() != d) {
-      throw SpecError("w0", "has " + std::to_string(s.w0_size()) + " entries but the data have dimension " +
-                                std::to_string(d));
-    } else {
-      c.w0 = Eigen::Map<const VectorXd>(s.w0().data(), d);
-    }
-    if (!c.w0.allFinite()) throw SpecError("w0", "must be finite");
+    c.w0 = initial_w(s.w0(), d);
 
     if (!s.has_lr()) throw SpecError("lr", "required (the per-sample step c, > 0)");
     if (!(s.lr() > 0) || !std::isfinite(s.lr()))
@@ -273,11 +226,7 @@ class SgdSeparableKind : public ExperimentKind {
 
     c.seed = s.seed() ? s.seed() : context.task_seed(kSamplerStream);
 
-    try {
-      c.max_margin = separable::solve_max_margin(c.Xt);
-    } catch (const InputError& e) {
-      throw SpecError("dataset", std::string("this kind needs separable data: ") + e.what());
-    }
+    c.max_margin = solve_max_margin_of_dataset(c.Xt);
     // w̃(c): separable.md §0.5 with η := c, the nominal per-sample step (§2.4).
     c.w_tilde = separable::solve_w_tilde(c.Xt, c.max_margin, c.steps.per_sample_nominal, c.w0);
 
@@ -293,37 +242,6 @@ class SgdSeparableKind : public ExperimentKind {
       throw SpecError("tolerance.loss_ratio_max", "must be finite and above loss_ratio_min (got [" +
                                                       fmt(c.tol_loss_ratio_min) + ", " + fmt(c.tol_loss_ratio_max) + "])");
     return std::make_unique<SgdSeparableTask>(std::move(c));
-  }
-
- private:
-  // The shared SeparableDataset message (proto/separable.proto), as in separable_gd.
-  static separable::Dataset load_dataset(const pb::SgdSeparableSpec& s, const TaskContext& context) {
-    const auto& ds = s.dataset();
-    switch (ds.source_case()) {
-      case pb::SeparableDataset::kFig1Replica: {
-        const std::uint64_t seed = ds.fig1_replica().seed() ? ds.fig1_replica().seed()
-                                                            : context.experiment_seed(kDatasetStream);
-        return separable::make_fig1_replica(seed);
-      }
-      case pb::SeparableDataset::kPlanted2: {
-        const auto& p = ds.planted2();
-        if (p.d() < 1 || p.d() > 10000) throw SpecError("dataset.planted2.d", "must be in [1, 10000]");
-        if (p.n() < p.d() || p.n() > 10'000'000)
-          throw SpecError("dataset.planted2.n", "must be in [d, 1e7] (got " + std::to_string(p.n()) + ")");
-        const std::uint64_t seed = p.seed() ? p.seed() : context.experiment_seed(kDatasetStream);
-        return separable::make_planted2(p.d(), p.n(), seed).data;
-      }
-      case pb::SeparableDataset::kCsv: {
-        if (ds.csv().path().empty()) throw SpecError("dataset.csv.path", "required");
-        try {
-          return separable::load_csv(context.resolve_path(ds.csv().path()));
-        } catch (const InputError& e) {
-          throw SpecError("dataset.csv.path", e.what());
-        }
-      }
-      default:
-        throw SpecError("dataset", "required: one of fig1_replica, planted2, csv");
-    }
   }
 };
 
