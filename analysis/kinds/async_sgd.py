@@ -36,30 +36,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from analysis.kinds._common import number, text  # noqa: E402
+
 TITLE = "A-SGD stability under delay (Giladi, Nacson, Hoffer, Soudry 2020, stability.md §1)"
 
 
 # ---- reading ----------------------------------------------------------------------------------
 
 
-def _text(obj, name, default=""):
-    if name not in obj.attrs:
-        return default
-    value = obj.attrs[name]
-    if isinstance(value, np.ndarray):
-        value = value.reshape(-1)[0] if value.size else ""
-    if isinstance(value, (bytes, np.bytes_)):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
-
-
-def _num(obj, name):
-    if name not in obj.attrs:
-        return math.nan
-    try:
-        return float(np.asarray(obj.attrs[name]).reshape(-1)[0])
-    except (TypeError, ValueError, IndexError):
-        return math.nan
+_text = text
+_num = number
 
 
 def _series(task, which, name, column=None):
