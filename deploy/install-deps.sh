@@ -16,6 +16,7 @@ PACKAGES=(
   python3 python3-h5py python3-numpy python3-matplotlib python3-mpi4py
   procps coreutils
   slurmctld slurmd slurm-client munge tini
+  clang libclang-rt-14-dev
 )
 
 missing=()
