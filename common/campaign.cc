@@ -246,6 +246,11 @@ class SpecLoader {
       const double f = spec.store().flush_interval_s();
       if (!(f > 0 && f <= 3600)) error("store.flush_interval_s", "must be in (0, 3600] seconds (got " + format_number(f) + ")");
     }
+    if (spec.store().has_checkpoint_interval_s()) {
+      const double c = spec.store().checkpoint_interval_s();
+      if (!(c > 0 && c <= 86400))
+        error("store.checkpoint_interval_s", "must be in (0, 86400] seconds (got " + format_number(c) + ")");
+    }
     if (spec.experiments_size() == 0) error("experiments", "at least one experiment is required");
     std::set<std::string> names;
     for (int i = 0; i < spec.experiments_size(); ++i) {
@@ -358,6 +363,7 @@ class SpecLoader {
           auto prepared = impl->prepare(*kind_msg, context);
           task.summary = prepared->summary();
           task.ranks_needed = prepared->ranks_needed();
+          task.split_into_units = prepared->split_into_units();
         } catch (const SpecError& err) {
           // Point at the sweep axis when the offending field is swept, else at the field itself.
           std::string where = at + "." + kind + "." + err.field();

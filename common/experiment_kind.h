@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -75,6 +76,32 @@ class GroupContext {
   virtual Transport& transport() = 0;
 };
 
+// The coordinator-side half of a task split into units (PreparedTask::split_into_units): it
+// decides which units to hand out, merges their results, and writes the task's results. Units
+// are opaque byte strings made by the merger and run by PreparedTask::run_unit on any idle worker,
+// in any order; the merger must make its result independent of the arrival order (e.g. by
+// merging in unit order), so the file does not depend on the number of ranks or the schedule.
+// It lives on the coordinator's (MPI) thread only.
+class UnitMerger {
+ public:
+  virtual ~UnitMerger() = default;
+  // The next unit to hand out, or nullopt when none is needed now (enough are out, or the task
+  // is complete). Must return nullopt after complete().
+  virtual std::optional<std::string> next_unit() = 0;
+  // The result of a unit handed out earlier, in any order. A result no longer needed is ignored.
+  virtual void merge(const std::string& unit, const std::string& result, Recorder& recorder) = 0;
+  virtual bool complete() const = 0;
+  // Writes the task's final results (once, after complete()).
+  virtual void finish(Recorder& recorder) = 0;
+  // A one-line progress report (e.g. guesses, accepted, rate, ETA) for the log and watchers, and
+  // its numbers; empty when there is nothing new to say.
+  virtual std::string progress_line() { return {}; }
+  // The merged state, for an atomic checkpoint; restore() continues from it (a unit handed out
+  // before the checkpoint but not merged in it is handed out again). Empty: not checkpointable.
+  virtual std::string checkpoint() const { return {}; }
+  virtual void restore(const std::string& state) { (void)state; }
+};
+
 class PreparedTask {
  public:
   virtual ~PreparedTask() = default;
@@ -88,6 +115,14 @@ class PreparedTask {
   virtual void run_group(Recorder& recorder, GroupContext& group) {
     (void)group;
     run(recorder);
+  }
+  // Tasks split into units: true here, merger() makes the coordinator's half, run_unit() runs
+  // one unit on a worker and returns its result.
+  virtual bool split_into_units() const { return false; }
+  virtual std::unique_ptr<UnitMerger> merger() const { return nullptr; }
+  virtual std::string run_unit(const std::string& unit) {
+    (void)unit;
+    return {};
   }
   // One line describing the prepared task (shown by `gdlab validate`).
   virtual std::string summary() const = 0;

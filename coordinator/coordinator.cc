@@ -1,7 +1,9 @@
 #include "coordinator/coordinator.h"
 
 #include <cstdio>
+#include <filesystem>
 
+#include "common/checkpoint.h"
 #include "common/errors.h"
 #include "common/wire.h"
 
@@ -17,9 +19,58 @@ pb::WireMessage shutdown_message(pb::Shutdown::Reason reason) {
 
 std::string describe(const PlannedTask& t) { return t.kind + (t.sweep_point.empty() ? "" : " " + t.sweep_point); }
 
+std::string format_seconds(double s) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", s);
+  return text;
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
+
+// The recorder of a merger on rank 0: it builds the same TrajectoryChunk a worker would send.
+class ChunkRecorder : public Recorder {
+ public:
+  ChunkRecorder(std::int64_t campaign_id, std::int64_t task_id) {
+    chunk_.set_campaign_id(campaign_id);
+    chunk_.set_task_id(task_id);
+  }
+  void append(std::string_view path, std::int64_t step, double time, std::span<const double> value) override {
+    pb::SeriesChunk* s = nullptr;
+    for (auto& existing : *chunk_.mutable_series())
+      if (existing.path() == path) s = &existing;
+    if (s == nullptr) {
+      s = chunk_.add_series();
+      s->set_path(std::string(path));
+      s->set_width(static_cast<std::int32_t>(value.size()));
+    }
+    s->add_step(step);
+    s->add_time(time);
+    for (double v : value) s->add_value(v);
+  }
+  void put_array(std::string_view path, std::vector<std::uint64_t> shape, std::span<const double> data) override {
+    auto* a = chunk_.add_arrays();
+    a->set_path(std::string(path));
+    for (auto d : shape) a->add_shape(d);
+    for (double v : data) a->add_value(v);
+  }
+  void set_attribute(std::string_view name, std::string_view text) override {
+    auto* a = chunk_.add_attributes();
+    a->set_name(std::string(name));
+    a->set_text(std::string(text));
+  }
+  void set_attribute(std::string_view name, double value) override {
+    auto* a = chunk_.add_attributes();
+    a->set_name(std::string(name));
+    a->set_number(value);
+  }
+  bool empty() const { return chunk_.series_size() == 0 && chunk_.arrays_size() == 0 && chunk_.attributes_size() == 0; }
+  const pb::TrajectoryChunk& chunk() const { return chunk_; }
+
+ private:
+  pb::TrajectoryChunk chunk_;
+};
 
 }  // namespace
 
@@ -31,6 +82,11 @@ CampaignRun::CampaignRun(std::int64_t id, Campaign campaign, std::string out_pat
   store_ = std::make_unique<CampaignStore>(resume ? CampaignStore::resume(out_path_, campaign_, &done)
                                                   : CampaignStore::create(out_path_, campaign_));
   log_ = std::make_unique<RunLog>(out_path_ + ".log", quiet, /*append=*/resume);
+  if (!resume) {
+    // Checkpoints of an earlier file of this name belong to it, not to this campaign.
+    std::error_code ignored;
+    std::filesystem::remove_all(out_path_ + ".ckpt", ignored);
+  }
   for (std::size_t i = 0; i < campaign_.tasks.size(); ++i) {
     index_of_[campaign_.tasks[i].task_id] = i;
     if (done.count(campaign_.tasks[i].task_id))
@@ -114,6 +170,11 @@ bool Coordinator::cancel(std::int64_t campaign_id) {
     ++r->cancelled_;
   }
   r->pending_.clear();
+  // A task split into units ends at once: its units still out finish soon and are ignored.
+  std::vector<std::int64_t> unit_ids;
+  for (const auto& [task_id, ut] : r->unit_tasks_) unit_ids.push_back(task_id);
+  for (std::int64_t task_id : unit_ids) end_unit_task(*r, task_id, "task_cancelled", "");
+  if (r->finished()) return true;
   for (const auto& [task_id, worker] : r->running_) {
     pb::WireMessage msg;
     msg.mutable_cancel()->set_campaign_id(r->id_);
@@ -169,13 +230,26 @@ bool Coordinator::assign_to(int worker) {
     }
     return true;
   }
-  // Round robin over the campaigns that have pending tasks.
+  // Round robin over the campaigns that have work: units of a running split task first (so it
+  // finishes and frees its memory), then the next pending task.
   for (std::size_t k = 0; k < campaigns_.size(); ++k) {
     CampaignRun& r = *campaigns_[(round_robin_ + k) % campaigns_.size()];
-    if (r.pending_.empty() || r.cancel_requested_ || r.finished()) continue;
+    if (r.cancel_requested_ || r.finished()) continue;
+    bool handed = false;
+    for (auto& [task_id, ut] : r.unit_tasks_)
+      if ((handed = hand_out_unit(r, ut, task_id, worker))) break;
+    if (handed) {
+      round_robin_ = (round_robin_ + k + 1) % campaigns_.size();
+      return true;
+    }
+    if (r.pending_.empty()) continue;
     round_robin_ = (round_robin_ + k + 1) % campaigns_.size();
     const std::size_t index = r.pending_.front();
     r.pending_.pop_front();
+    if (r.campaign_.tasks[index].split_into_units) {
+      if (start_unit_task(r, index, worker)) return true;
+      return assign_to(worker);  // it ended at once (failed to prepare, or restored complete)
+    }
     if (r.campaign_.tasks[index].ranks_needed > 1) {
       reservation_ = Reservation{&r, index, {worker}};
       return true;
@@ -203,7 +277,10 @@ void Coordinator::dispatch(CampaignRun& r, std::size_t index, const std::vector<
   r.store_->mark_running(t.task_id, ranks.front());
   r.running_[t.task_id] = ranks.front();  // group rank 0 reports the outcome
   r.state_ = "running";
-  for (int rank : ranks) send_wire(transport_, rank, assign);
+  for (int rank : ranks) {
+    send_wire(transport_, rank, assign);
+    last_heard_[rank] = std::chrono::steady_clock::now();
+  }
   r.log_->task_started(t.task_name, describe(t), ranks.front());
   emit(r, "task_started", t.task_name, describe(t));
 }
@@ -264,6 +341,8 @@ void Coordinator::maybe_finalize(CampaignRun& run) {
   run.log_->flushed(run.store_->rows_total());
   run.log_->finish(status, run.done_, run.failed_);
   run.store_.reset();  // closes the file
+  std::error_code ignored;
+  std::filesystem::remove(run.out_path_ + ".ckpt", ignored);  // only if no checkpoint is left in it
   run.state_ = status;
   emit(run, "campaign_finished", "", status);
 }
@@ -275,7 +354,9 @@ void Coordinator::handle(const Message& m) {
       if (releasing_) {
         send_home(m.source);
       } else if (!assign_to(m.source)) {
-        if (keep_workers_ && !draining_)
+        bool units_may_come = false;  // a split task waits for units out; it may want more later
+        for (const auto& r : campaigns_) units_may_come = units_may_come || !r->unit_tasks_.empty();
+        if ((keep_workers_ || units_may_come) && !draining_)
           idle_workers_.push_back(m.source);
         else
           send_home(m.source);
@@ -284,14 +365,14 @@ void Coordinator::handle(const Message& m) {
     case pb::WireMessage::kChunk: {
       CampaignRun& r = run_of(msg.chunk().campaign_id());
       task_of(r, msg.chunk().task_id());
-      for (const auto& attr : msg.chunk().attributes()) {
-        if (attr.name() == "verdict") r.verdict_[msg.chunk().task_id()] = attr.text();
-        if (attr.name() == "staleness_mean" || attr.name() == "staleness_max")
-          r.summary_[msg.chunk().task_id()][attr.name()] = attr.number();
-      }
-      r.store_->append(msg.chunk());
+      absorb_chunk(r, msg.chunk());
       break;
     }
+    case pb::WireMessage::kHeartbeat:
+      break;  // step() noted when this worker was last heard from
+    case pb::WireMessage::kUnitResult:
+      on_unit_result(msg.unit_result(), m.source);
+      break;
     case pb::WireMessage::kDone: {
       CampaignRun& r = run_of(msg.done().campaign_id());
       const PlannedTask& t = task_of(r, msg.done().task_id());
@@ -308,8 +389,17 @@ void Coordinator::handle(const Message& m) {
       break;
     }
     case pb::WireMessage::kFailed: {
+      CampaignRun* found = find(msg.failed().campaign_id());
+      if (found != nullptr && found->store_ != nullptr && found->index_of_.count(msg.failed().task_id()) &&
+          !found->running_.count(msg.failed().task_id()))
+        break;  // a unit of a split task that has already ended
       CampaignRun& r = run_of(msg.failed().campaign_id());
       const PlannedTask& t = task_of(r, msg.failed().task_id());
+      if (auto ut = r.unit_tasks_.find(t.task_id); ut != r.unit_tasks_.end()) {
+        ut->second.out.erase(m.source);
+        end_unit_task(r, t.task_id, "task_failed", "unit on rank " + std::to_string(m.source) + ": " + msg.failed().error());
+        break;
+      }
       if (msg.failed().cancelled()) {
         r.store_->mark_cancelled(t.task_id);
         ++r.cancelled_;
@@ -327,6 +417,7 @@ void Coordinator::handle(const Message& m) {
 }
 
 void Coordinator::flush_all() {
+  checkpoint_all();
   for (auto& r : campaigns_) {
     if (r->store_ == nullptr) continue;
     r->log_->flushed(r->store_->flush());
@@ -344,11 +435,57 @@ bool Coordinator::step() {
       r->log_->flushed(r->store_->flush());
       r->last_flush_ = now;
     }
+    const auto every = std::chrono::duration<double>(r->campaign_.spec.store().checkpoint_interval_s());
+    for (auto& [task_id, ut] : r->unit_tasks_)
+      if (now - ut.last_checkpoint >= every) checkpoint_unit_task(*r, task_id, ut);
+  }
+  if (worker_timeout_.count() > 0 && now - last_watchdog_check_ >= std::chrono::milliseconds(500)) {
+    last_watchdog_check_ = now;
+    check_silent_workers();
   }
   std::optional<Message> m = transport_.poll();
   if (!m) return false;
+  last_heard_[m->source] = std::chrono::steady_clock::now();
   handle(*m);
   return true;
+}
+
+void Coordinator::check_silent_workers() {
+  const auto now = std::chrono::steady_clock::now();
+  auto check = [&](int rank, const std::string& what) {
+    auto it = last_heard_.find(rank);
+    if (it == last_heard_.end()) return;
+    const double silent = std::chrono::duration<double>(now - it->second).count();
+    if (silent > worker_timeout_.count()) {
+      char text[64];
+      std::snprintf(text, sizeof text, "%.1f", silent);
+      throw WorkerSilentError("worker rank " + std::to_string(rank) + " has sent nothing for " + text + " s while running " +
+                              what + " (stopped, hung, or its node is gone; --worker-timeout " +
+                              format_seconds(worker_timeout_.count()) + " s)");
+    }
+  };
+  for (const auto& r : campaigns_) {
+    if (r->store_ == nullptr) continue;
+    for (const auto& [task_id, rank] : r->running_)
+      if (rank > 0) check(rank, r->campaign_.tasks[r->index_of_.at(task_id)].task_name);
+    for (const auto& [task_id, ut] : r->unit_tasks_)
+      for (const auto& [rank, unit] : ut.out) check(rank, "a unit of " + r->campaign_.tasks[ut.index].task_name);
+  }
+}
+
+void Coordinator::interrupt_all(Result& result) {
+  checkpoint_all();  // so --resume continues split tasks where they are
+  result.interrupted = true;
+  for (auto& r : campaigns_) {
+    if (r->store_ == nullptr) continue;
+    r->store_->finish("interrupted");
+    r->log_->flushed(r->store_->rows_total());
+    r->log_->finish("interrupted", r->done_, r->failed_);
+    r->store_.reset();
+    r->state_ = "interrupted";
+    result.done += r->done_;
+    result.failed += r->failed_;
+  }
 }
 
 Coordinator::Result Coordinator::run_to_completion(std::atomic<int>* signals) {
@@ -359,25 +496,24 @@ Coordinator::Result Coordinator::run_to_completion(std::atomic<int>* signals) {
       if (s & kFlushRequested) flush_all();
       if (s & kStopRequested) {
         Result result;
-        result.interrupted = true;
-        for (auto& r : campaigns_) {
-          if (r->store_ == nullptr) continue;
-          r->store_->finish("interrupted");
-          r->log_->flushed(r->store_->rows_total());
-          r->log_->finish("interrupted", r->done_, r->failed_);
-          r->store_.reset();
-          r->state_ = "interrupted";
-          result.done += r->done_;
-          result.failed += r->failed_;
-        }
+        interrupt_all(result);
         return result;
       }
     }
     if (all_finished()) release_workers();
-    if (step())
-      backoff.reset();
-    else
-      backoff.sleep();
+    try {
+      if (step())
+        backoff.reset();
+      else
+        backoff.sleep();
+    } catch (const WorkerSilentError& e) {
+      Result result;
+      for (auto& r : campaigns_)
+        if (r->log_) r->log_->message(std::string("error: ") + e.what());
+      interrupt_all(result);
+      result.silent_worker = e.what();
+      return result;
+    }
   }
   Result result;
   for (const auto& r : campaigns_) {
@@ -403,6 +539,167 @@ void Coordinator::dismiss_workers(Transport& transport) {
       --remaining;
     }
   }
+}
+
+// ------------------------------------------------------------------------- tasks split into units
+
+void Coordinator::absorb_chunk(CampaignRun& r, const pb::TrajectoryChunk& chunk) {
+  for (const auto& attr : chunk.attributes()) {
+    if (attr.name() == "verdict") r.verdict_[chunk.task_id()] = attr.text();
+    if (attr.name() == "staleness_mean" || attr.name() == "staleness_max")
+      r.summary_[chunk.task_id()][attr.name()] = attr.number();
+  }
+  r.store_->append(chunk);
+}
+
+bool Coordinator::start_unit_task(CampaignRun& r, std::size_t index, int worker) {
+  const PlannedTask& t = r.campaign_.tasks[index];
+  CampaignRun::UnitTask ut;
+  ut.index = index;
+  ut.started = ut.last_checkpoint = ut.last_progress = std::chrono::steady_clock::now();
+  r.store_->mark_running(t.task_id, 0);
+  r.running_[t.task_id] = 0;  // the coordinator runs it, its units go anywhere
+  r.state_ = "running";
+  r.log_->task_started(t.task_name, describe(t), 0);
+  emit(r, "task_started", t.task_name, describe(t));
+  try {
+    std::string kind;
+    const auto* spec = kind_message(t.experiment, &kind);
+    const ExperimentKind* impl = spec ? KindRegistry::instance().find(kind) : nullptr;
+    if (impl == nullptr) throw Error("unknown experiment kind '" + kind + "'");
+    ut.prepared = impl->prepare(*spec, r.campaign_.context_for(t));
+    ut.merger = ut.prepared->merger();
+    if (ut.merger == nullptr) throw Error("kind '" + kind + "' splits tasks into units but made no merger");
+    std::optional<std::string> saved;
+    try {
+      saved = read_checkpoint(r.checkpoint_path(t));
+    } catch (const StoreError& e) {
+      r.log_->message(std::string(e.what()) + "; the task starts from scratch");
+    }
+    if (saved) {
+      ut.merger->restore(*saved);
+      r.log_->message(t.task_name + ": continues from its checkpoint " + r.checkpoint_path(t));
+    }
+  } catch (const std::exception& e) {
+    r.unit_tasks_.emplace(t.task_id, std::move(ut));
+    end_unit_task(r, t.task_id, "task_failed", e.what());
+    return false;
+  }
+  auto& placed = r.unit_tasks_.emplace(t.task_id, std::move(ut)).first->second;
+  if (placed.merger->complete()) {
+    end_unit_task(r, t.task_id, "task_done", "");
+    return false;
+  }
+  if (hand_out_unit(r, placed, t.task_id, worker)) return true;
+  // Nothing to hand out although not complete: a merger bug; fail rather than wait forever.
+  end_unit_task(r, t.task_id, "task_failed", "the merger handed out no unit");
+  return false;
+}
+
+bool Coordinator::hand_out_unit(CampaignRun& r, CampaignRun::UnitTask& ut, std::int64_t task_id, int worker) {
+  std::optional<std::string> unit = ut.merger->next_unit();
+  if (!unit) return false;
+  const PlannedTask& t = r.campaign_.tasks[ut.index];
+  pb::WireMessage assign;
+  auto* a = assign.mutable_assign();
+  a->set_task_id(task_id);
+  a->set_campaign_id(r.id_);
+  a->set_task_name(t.task_name);
+  a->set_experiment(t.experiment.SerializeAsString());
+  a->set_campaign_seed(r.campaign_.spec.seed());
+  a->set_experiment_index(t.experiment_index);
+  a->set_spec_dir(r.campaign_.spec_dir);
+  for (const auto& dir : r.campaign_.allowed_input_dirs) a->add_allowed_input_dirs(dir);
+  a->set_unit(*unit);
+  ut.out[worker] = std::move(*unit);
+  send_wire(transport_, worker, std::move(assign));
+  last_heard_[worker] = std::chrono::steady_clock::now();
+  return true;
+}
+
+void Coordinator::on_unit_result(const pb::UnitResult& result, int worker) {
+  CampaignRun* r = find(result.campaign_id());
+  if (r == nullptr || r->store_ == nullptr) return;  // its campaign has ended: a late result
+  auto it = r->unit_tasks_.find(result.task_id());
+  if (it == r->unit_tasks_.end()) return;  // its task has ended
+  CampaignRun::UnitTask& ut = it->second;
+  ut.out.erase(worker);
+  const PlannedTask& t = r->campaign_.tasks[ut.index];
+  try {
+    ChunkRecorder recorder(r->id_, t.task_id);
+    ut.merger->merge(result.unit(), result.result(), recorder);
+    const bool complete = ut.merger->complete();
+    if (complete) ut.merger->finish(recorder);
+    if (!recorder.empty()) absorb_chunk(*r, recorder.chunk());
+    const auto now = std::chrono::steady_clock::now();
+    if (complete || now - ut.last_progress >= std::chrono::seconds(2)) {
+      const std::string line = ut.merger->progress_line();
+      if (!line.empty()) {
+        r->log_->message(t.task_name + ": " + line);
+        emit(*r, "task_progress", t.task_name, line);
+      }
+      ut.last_progress = now;
+    }
+    if (complete) {
+      end_unit_task(*r, t.task_id, "task_done", "");
+      return;
+    }
+  } catch (const std::exception& e) {
+    end_unit_task(*r, t.task_id, "task_failed", std::string("merging a unit: ") + e.what());
+    return;
+  }
+  offer_idle_workers();
+}
+
+void Coordinator::end_unit_task(CampaignRun& r, std::int64_t task_id, const std::string& type,
+                                const std::string& detail) {
+  auto it = r.unit_tasks_.find(task_id);
+  const double seconds = it == r.unit_tasks_.end() ? 0.0 : seconds_since(it->second.started);
+  if (it != r.unit_tasks_.end()) r.unit_tasks_.erase(it);
+  const PlannedTask& t = task_of(r, task_id);
+  try {
+    remove_checkpoint(r.checkpoint_path(t));
+  } catch (const StoreError& e) {
+    r.log_->message(e.what());
+  }
+  std::string shown = detail;
+  if (type == "task_done") {
+    r.store_->mark_done(task_id, seconds);
+    ++r.done_;
+    if (r.verdict_.count(task_id)) shown = "verdict " + r.verdict_[task_id];
+  } else if (type == "task_cancelled") {
+    r.store_->mark_cancelled(task_id);
+    ++r.cancelled_;
+  } else {
+    r.store_->mark_failed(task_id, detail);
+    ++r.failed_;
+  }
+  task_finished(r, t, type, shown, seconds);
+  offer_idle_workers();
+}
+
+void Coordinator::checkpoint_unit_task(CampaignRun& r, std::int64_t task_id, CampaignRun::UnitTask& ut) {
+  ut.last_checkpoint = std::chrono::steady_clock::now();
+  const std::string state = ut.merger->checkpoint();
+  if (state.empty()) return;
+  const PlannedTask& t = task_of(r, task_id);
+  try {
+    write_checkpoint(r.checkpoint_path(t), state);
+  } catch (const StoreError& e) {
+    // A failed checkpoint loses nothing already committed; say so and go on.
+    r.log_->message(std::string("checkpoint not written: ") + e.what());
+  }
+}
+
+void Coordinator::checkpoint_all() {
+  for (auto& r : campaigns_) {
+    if (r->store_ == nullptr) continue;
+    for (auto& [task_id, ut] : r->unit_tasks_) checkpoint_unit_task(*r, task_id, ut);
+  }
+}
+
+void Coordinator::offer_idle_workers() {
+  while (!idle_workers_.empty() && !releasing_ && assign_to(idle_workers_.front())) idle_workers_.pop_front();
 }
 
 }  // namespace gdlab

@@ -21,6 +21,8 @@
 
 #include "common/campaign.h"
 #include "common/campaign_store.h"
+#include "common/errors.h"
+#include "common/experiment_kind.h"
 #include "common/transport.h"
 #include "coordinator/run_log.h"
 #include "proto/service.pb.h"
@@ -55,11 +57,28 @@ class CampaignRun {
   std::map<std::int64_t, std::string> verdict_;
   // Numeric attributes worth showing in progress events (a parameter server's staleness summary).
   std::map<std::int64_t, std::map<std::string, double>> summary_;
+  // Tasks split into units, being run: the coordinator-side merger and the units out. A unit
+  // task also sits in running_ (under rank 0) until it finishes.
+  struct UnitTask {
+    std::size_t index = 0;
+    std::unique_ptr<PreparedTask> prepared;
+    std::unique_ptr<UnitMerger> merger;
+    std::map<int, std::string> out;  // worker rank -> the unit it runs
+    std::chrono::steady_clock::time_point started, last_checkpoint, last_progress;
+  };
+  std::map<std::int64_t, UnitTask> unit_tasks_;
+  std::string checkpoint_path(const PlannedTask& task) const { return out_path_ + ".ckpt/" + task.task_name + ".ckpt"; }
   std::size_t done_ = 0, failed_ = 0, cancelled_ = 0;
   bool cancel_requested_ = false;
   std::string state_ = "queued";
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_flush_ = started_;
+};
+
+// A busy worker sent nothing for longer than the worker timeout.
+class WorkerSilentError : public Error {
+ public:
+  using Error::Error;
 };
 
 class Coordinator {
@@ -74,12 +93,18 @@ class Coordinator {
     std::size_t done = 0;
     std::size_t failed = 0;
     bool interrupted = false;
+    // Set when the run stopped because a busy worker fell silent (see set_worker_timeout).
+    std::string silent_worker;
   };
 
   explicit Coordinator(Transport& transport);
   void set_listener(Listener* listener) { listener_ = listener; }
   // Serve mode: an idle worker waits for the next campaign instead of being sent home.
   void set_keep_workers(bool keep) { keep_workers_ = keep; }
+  // A worker running a task or unit that sends nothing (no chunk, no heartbeat) for this long is
+  // taken for stopped or hung: run_to_completion then closes the files as "interrupted" and
+  // returns with Result::silent_worker set (step() throws WorkerSilentError). Zero: no watchdog.
+  void set_worker_timeout(std::chrono::duration<double> timeout) { worker_timeout_ = timeout; }
 
   CampaignRun& add(std::unique_ptr<CampaignRun> run);
   // Cancels a campaign: pending tasks are marked cancelled, running ones are told to stop at
@@ -124,8 +149,24 @@ class Coordinator {
   void send_home(int worker);
   void dispatch(CampaignRun& run, std::size_t index, const std::vector<int>& ranks);
   void release_reservation();
+  // Tasks split into units.
+  bool start_unit_task(CampaignRun& run, std::size_t index, int worker);
+  bool hand_out_unit(CampaignRun& run, CampaignRun::UnitTask& task, std::int64_t task_id, int worker);
+  void on_unit_result(const pb::UnitResult& result, int worker);
+  void end_unit_task(CampaignRun& run, std::int64_t task_id, const std::string& type, const std::string& detail);
+  void checkpoint_unit_task(CampaignRun& run, std::int64_t task_id, CampaignRun::UnitTask& task);
+  void checkpoint_all();
+  void offer_idle_workers();
+  // Writes a chunk produced on this rank (a merger's results) or received from a worker.
+  void absorb_chunk(CampaignRun& run, const pb::TrajectoryChunk& chunk);
+
+  void check_silent_workers();
+  void interrupt_all(Result& result);
 
   Transport& transport_;
+  std::chrono::duration<double> worker_timeout_{0};
+  std::map<int, std::chrono::steady_clock::time_point> last_heard_;
+  std::chrono::steady_clock::time_point last_watchdog_check_ = std::chrono::steady_clock::now();
   Listener* listener_ = nullptr;
   bool keep_workers_ = false;
   bool draining_ = false;

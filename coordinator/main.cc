@@ -1,9 +1,10 @@
 // gdlab: the one executable. `gdlab run` under mpirun makes rank 0 the coordinator and every other
 // rank a worker; `gdlab validate` needs no MPI. This file is the boundary where exceptions become
 // one clear message and an exit code: 0 success, 1 a failed run (any task failed, or a runtime
-// error), 2 bad input (spec, arguments, output path).
+// error), 2 bad input (spec, arguments, output path), 3 interrupted by a signal, 4 a silent worker.
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <sstream>
@@ -29,6 +30,10 @@ constexpr int kExitBadInput = 2;
 // SIGTERM/SIGINT during `gdlab run`: the file was flushed and closed as "interrupted"; rerun the
 // same command with --resume to finish it (schedulers: requeue on this code).
 constexpr int kExitInterrupted = 3;
+// A busy worker rank sent nothing for --worker-timeout seconds (stopped, hung, its node gone):
+// the file was flushed and closed as "interrupted" (split tasks checkpointed); fix the node or
+// resubmit, then rerun with --resume.
+constexpr int kExitWorkerSilent = 4;
 
 // Set by the signal handlers of rank 0 in `gdlab run`; read by the coordinator loop (a handler
 // only stores to a lock-free atomic: no MPI, no HDF5, no allocation).
@@ -54,6 +59,8 @@ Usage:
       --force   replace FILE.h5 if it exists (otherwise an existing file is never touched)
       --resume  continue FILE.h5 (same spec only): done tasks are kept, the others run again
       --quiet   no progress lines on stderr
+      --worker-timeout S  a busy worker silent for S seconds (default 120; 0: off) ends the run
+                with exit 4 after closing the file as "interrupted" (workers send heartbeats)
       SIGUSR1 flushes the file; SIGTERM/SIGINT flush, close it as "interrupted", exit 3.
   mpirun -n N gdlab serve --data DIR [--listen 127.0.0.1:7878] [--inputs DIR2 ...] [--quiet]
         [--read-timeout-ms 10000]
@@ -73,7 +80,8 @@ Usage:
   gdlab --help | --version
 
 Exit codes: 0 success; 1 a task failed or the run failed; 2 bad input (spec, arguments, output path);
-3 interrupted by SIGTERM/SIGINT (rerun with --resume).
+3 interrupted by SIGTERM/SIGINT (rerun with --resume); 4 a worker rank fell silent past
+--worker-timeout (rerun with --resume).
 Docs: README.md, docs/spec-reference.md, docs/hdf5-layout.md.
 )";
 
@@ -83,6 +91,7 @@ struct RunArgs {
   bool force = false;
   bool quiet = false;
   bool resume = false;
+  double worker_timeout_s = 120;
 };
 
 RunArgs parse_run_args(const std::vector<std::string>& args) {
@@ -96,6 +105,13 @@ RunArgs parse_run_args(const std::vector<std::string>& args) {
       r.out = a.substr(6);
     } else if (a == "--force") {
       r.force = true;
+    } else if (a == "--worker-timeout") {
+      if (i + 1 >= args.size()) throw InputError("--worker-timeout needs a number of seconds");
+      const std::string& v = args[++i];
+      char* end = nullptr;
+      r.worker_timeout_s = std::strtod(v.c_str(), &end);
+      if (end == v.c_str() || *end != '\0' || !(r.worker_timeout_s >= 0) || r.worker_timeout_s > 1e7)
+        throw InputError("--worker-timeout: '" + v + "' is not a number of seconds in [0, 1e7] (0 turns the watchdog off)");
     } else if (a == "--quiet") {
       r.quiet = true;
     } else if (a == "--resume") {
@@ -149,11 +165,18 @@ int run_coordinator(const RunArgs& args, MpiTransport& transport) {
     return kExitBadInput;
   }
   Coordinator coordinator(transport);
+  coordinator.set_worker_timeout(std::chrono::duration<double>(args.worker_timeout_s));
   coordinator.add(std::move(run));
   std::signal(SIGTERM, on_run_signal);
   std::signal(SIGINT, on_run_signal);
   std::signal(SIGUSR1, on_run_signal);
   const Coordinator::Result result = coordinator.run_to_completion(&g_run_signals);
+  if (!result.silent_worker.empty()) {
+    std::cerr << "gdlab: error: " << result.silent_worker << "; " << args.out << " is flushed and closed with "
+              << result.done << " tasks done; finish it with: gdlab run " << args.spec << " --out " << args.out
+              << " --resume" << std::endl;
+    MPI_Abort(MPI_COMM_WORLD, kExitWorkerSilent);
+  }
   if (result.interrupted) {
     std::cerr << "[gdlab] interrupted by a signal: " << args.out << " is flushed and closed with "
               << result.done << " tasks done; finish it with: gdlab run " << args.spec << " --out " << args.out

@@ -51,6 +51,7 @@ void RunLog::json(const std::string& body) {
 }
 
 void RunLog::message(const std::string& text) {
+  json("\"event\": \"message\", \"text\": \"" + json_escape(text) + "\"");
   if (!quiet_) std::cerr << "[gdlab] " << text << std::endl;
 }
 

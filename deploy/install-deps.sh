@@ -9,7 +9,7 @@ PACKAGES=(
   openmpi-bin libopenmpi-dev
   libhdf5-dev hdf5-tools
   libprotobuf-dev protobuf-compiler
-  libeigen3-dev
+  libeigen3-dev librandom123-dev
   libboost-dev
   libgtest-dev libgmock-dev
   libbenchmark-dev

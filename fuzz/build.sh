@@ -17,7 +17,7 @@ mkdir -p "$build/gen" "$build/obj"
 
 # Generated protobuf sources.
 protos=(gdlab separable sgd_separable loss_tails lexicographic_margin init_shape relu_minima_stability
-        gfs_sharpness async_sgd service)
+        gfs_sharpness async_sgd service random_interpolator)
 for p in "${protos[@]}"; do
   if [ ! -e "$build/gen/proto/$p.pb.cc" ] || [ "$repo/proto/$p.proto" -nt "$build/gen/proto/$p.pb.cc" ]; then
     (cd "$repo" && protoc -I . --cpp_out="$build/gen" "proto/$p.proto")
@@ -39,6 +39,7 @@ sources=(
   worker/kinds/relu_minima_stability.cc
   worker/kinds/gfs_sharpness.cc
   worker/kinds/async_sgd.cc
+  worker/kinds/random_interpolator.cc
   worker/numerics/separable.cc
   worker/numerics/sgd_separable.cc
   worker/numerics/loss_tails.cc
@@ -48,6 +49,9 @@ sources=(
   worker/numerics/relu_minima_stability.cc
   worker/numerics/gfs_sharpness.cc
   worker/numerics/async_sgd.cc
+  worker/numerics/interpolator_quantized.cc
+  worker/numerics/interpolator_fast.cc
+  worker/numerics/interpolator_continuous.cc
   worker/parameter_server.cc
 )
 for p in "${protos[@]}"; do sources+=("$build/gen/proto/$p.pb.cc"); done

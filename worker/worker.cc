@@ -1,7 +1,12 @@
 #include "worker/worker.h"
 
+#include <atomic>
+#include <deque>
+#include <functional>
 #include <iostream>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include "common/campaign.h"
 #include "common/errors.h"
@@ -17,12 +22,71 @@ class TaskCancelled : public Error {
   TaskCancelled() : Error("cancelled") {}
 };
 
+}  // namespace
+
+// Where a running task's messages go and where it learns that it was cancelled: straight onto
+// the transport (tasks that run on the MPI thread: multi-rank groups), or into a queue that the
+// MPI thread drains (tasks on a compute thread), so only one thread ever calls MPI.
+class Outbox {
+ public:
+  virtual ~Outbox() = default;
+  virtual void ship(pb::WireMessage message) = 0;
+  // Throws TaskCancelled if the coordinator cancelled the task.
+  virtual void check_cancelled() = 0;
+};
+
+class DirectOutbox : public Outbox {
+ public:
+  DirectOutbox(Transport& transport, int coordinator, std::int64_t campaign_id, std::int64_t task_id)
+      : transport_(transport), coordinator_(coordinator), campaign_id_(campaign_id), task_id_(task_id) {}
+  void ship(pb::WireMessage message) override { send_wire(transport_, coordinator_, std::move(message)); }
+  // While a task runs, the only message the coordinator sends this worker is a CancelTask.
+  void check_cancelled() override {
+    while (auto m = transport_.poll()) {
+      const pb::WireMessage msg = decode_wire(*m);
+      if (msg.has_cancel() && msg.cancel().campaign_id() == campaign_id_ && msg.cancel().task_id() == task_id_)
+        throw TaskCancelled();
+      if (!msg.has_cancel()) throw TransportError("worker got an unexpected message while running a task");
+    }
+  }
+
+ private:
+  Transport& transport_;
+  int coordinator_;
+  std::int64_t campaign_id_, task_id_;
+};
+
+class QueuedOutbox : public Outbox {
+ public:
+  void ship(pb::WireMessage message) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    queue_.push_back(std::move(message));
+  }
+  void check_cancelled() override {
+    if (cancelled_.load(std::memory_order_relaxed)) throw TaskCancelled();
+  }
+  void cancel() { cancelled_.store(true, std::memory_order_relaxed); }
+  std::deque<pb::WireMessage> take() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::deque<pb::WireMessage> out;
+    out.swap(queue_);
+    return out;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::deque<pb::WireMessage> queue_;
+  std::atomic<bool> cancelled_{false};
+};
+
+namespace {
+
 // Buffers a task's results into TrajectoryChunk messages and ships them to the coordinator as
 // they fill up or age, so worker memory stays bounded however long the task runs.
 class ChunkingRecorder : public Recorder {
  public:
-  ChunkingRecorder(Transport& transport, const WorkerOptions& options, std::int64_t campaign_id, std::int64_t task_id)
-      : transport_(transport), options_(options), campaign_id_(campaign_id), task_id_(task_id) {
+  ChunkingRecorder(Outbox& outbox, const WorkerOptions& options, std::int64_t campaign_id, std::int64_t task_id)
+      : outbox_(outbox), options_(options), campaign_id_(campaign_id), task_id_(task_id) {
     reset();
   }
 
@@ -68,20 +132,8 @@ class ChunkingRecorder : public Recorder {
   void send() {
     const auto& c = msg_.chunk();
     if (c.series_size() == 0 && c.arrays_size() == 0 && c.attributes_size() == 0) return;
-    send_wire(transport_, options_.coordinator_rank, std::move(msg_));
+    outbox_.ship(std::move(msg_));
     reset();
-  }
-
-  // While a task runs, the only message the coordinator sends this worker is a CancelTask: stop
-  // at this chunk. Checked when a chunk is sent, and at most every 50 ms between chunks.
-  void check_cancelled() {
-    last_cancel_check_ = std::chrono::steady_clock::now();
-    while (auto m = transport_.poll()) {
-      const pb::WireMessage msg = decode_wire(*m);
-      if (msg.has_cancel() && msg.cancel().campaign_id() == campaign_id_ && msg.cancel().task_id() == task_id_)
-        throw TaskCancelled();
-      if (!msg.has_cancel()) throw TransportError("worker got an unexpected message while running a task");
-    }
   }
 
  private:
@@ -94,17 +146,20 @@ class ChunkingRecorder : public Recorder {
     bytes_ = 0;
     born_ = std::chrono::steady_clock::now();
   }
+  // Cancellation is checked when a chunk is sent, and at most every 50 ms between chunks.
   void maybe_send() {
     const auto now = std::chrono::steady_clock::now();
     if (bytes_ >= options_.chunk_bytes || now - born_ >= options_.chunk_age) {
       send();
-      check_cancelled();
+      last_cancel_check_ = now;
+      outbox_.check_cancelled();
     } else if (now - last_cancel_check_ >= std::chrono::milliseconds(50)) {
-      check_cancelled();
+      last_cancel_check_ = now;
+      outbox_.check_cancelled();
     }
   }
 
-  Transport& transport_;
+  Outbox& outbox_;
   const WorkerOptions& options_;
   std::int64_t campaign_id_;
   std::int64_t task_id_;
@@ -139,6 +194,111 @@ class TaskGroup : public GroupContext {
 
 Worker::Worker(Transport& transport, WorkerOptions options) : transport_(transport), options_(options) {}
 
+Worker::~Worker() = default;
+
+pb::WireMessage Worker::run_unit(const pb::TaskAssignment& a, std::chrono::steady_clock::time_point started) {
+  pb::WireMessage outcome;
+  try {
+    // Consecutive units of one task reuse its prepared form (datasets, tables).
+    if (!unit_task_ || unit_campaign_ != a.campaign_id() || unit_task_id_ != a.task_id()) {
+      unit_task_.reset();
+      unit_task_ = prepare_task(a);
+      unit_campaign_ = a.campaign_id();
+      unit_task_id_ = a.task_id();
+    }
+    auto* r = outcome.mutable_unit_result();
+    r->set_result(unit_task_->run_unit(a.unit()));
+    r->set_task_id(a.task_id());
+    r->set_campaign_id(a.campaign_id());
+    r->set_unit(a.unit());
+    r->set_wall_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  } catch (const std::exception& e) {
+    unit_task_.reset();
+    outcome.Clear();
+    outcome.mutable_failed()->set_task_id(a.task_id());
+    outcome.mutable_failed()->set_campaign_id(a.campaign_id());
+    outcome.mutable_failed()->set_error(e.what());
+  }
+  return outcome;
+}
+
+void Worker::set_done(pb::WireMessage& outcome, const pb::TaskAssignment& a,
+                      std::chrono::steady_clock::time_point started) {
+  outcome.Clear();
+  outcome.mutable_done()->set_task_id(a.task_id());
+  outcome.mutable_done()->set_campaign_id(a.campaign_id());
+  outcome.mutable_done()->set_wall_seconds(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+}
+
+void Worker::set_failed(pb::WireMessage& outcome, const pb::TaskAssignment& a, const std::string& error,
+                        bool cancelled) {
+  outcome.Clear();
+  outcome.mutable_failed()->set_task_id(a.task_id());
+  outcome.mutable_failed()->set_campaign_id(a.campaign_id());
+  if (cancelled)
+    outcome.mutable_failed()->set_cancelled(true);
+  else
+    outcome.mutable_failed()->set_error(error);
+}
+
+std::unique_ptr<PreparedTask> Worker::prepare_task(const pb::TaskAssignment& a) {
+  pb::Experiment experiment;
+  if (!experiment.ParseFromString(a.experiment())) throw TransportError("malformed task assignment");
+  std::string kind;
+  const auto* spec = kind_message(experiment, &kind);
+  const ExperimentKind* impl = spec ? KindRegistry::instance().find(kind) : nullptr;
+  if (impl == nullptr) throw Error("unknown experiment kind '" + kind + "'");
+  TaskContext context{a.campaign_seed(), a.experiment_index(), a.task_id(), a.spec_dir(),
+                      {a.allowed_input_dirs().begin(), a.allowed_input_dirs().end()}};
+  return impl->prepare(*spec, context);
+}
+
+pb::WireMessage Worker::run_on_compute_thread(const pb::TaskAssignment& a,
+                                              const std::function<pb::WireMessage(Outbox&)>& body) {
+  QueuedOutbox outbox;
+  std::atomic<bool> finished{false};
+  pb::WireMessage outcome;
+  std::thread compute([&] {
+    outcome = body(outbox);  // body catches everything and reports it in the outcome
+    finished.store(true, std::memory_order_release);
+  });
+  // This thread owns MPI: it ships the task's chunks, sends a heartbeat when nothing else went
+  // out for heartbeat_interval, and passes a CancelTask on to the task.
+  Backoff backoff(std::chrono::microseconds(100), std::chrono::microseconds(5000));
+  auto last_sent = std::chrono::steady_clock::now();
+  try {
+    while (true) {
+      const bool done = finished.load(std::memory_order_acquire);
+      for (auto& m : outbox.take()) {
+        send_wire(transport_, options_.coordinator_rank, std::move(m));
+        last_sent = std::chrono::steady_clock::now();
+        backoff.reset();
+      }
+      if (done) break;
+      if (std::chrono::steady_clock::now() - last_sent >= options_.heartbeat_interval) {
+        pb::WireMessage beat;
+        beat.mutable_heartbeat()->set_task_id(a.task_id());
+        beat.mutable_heartbeat()->set_campaign_id(a.campaign_id());
+        send_wire(transport_, options_.coordinator_rank, std::move(beat));
+        last_sent = std::chrono::steady_clock::now();
+      }
+      while (auto m = transport_.poll()) {
+        const pb::WireMessage msg = decode_wire(*m);
+        if (!msg.has_cancel()) throw TransportError("worker got an unexpected message while running a task");
+        if (msg.cancel().campaign_id() == a.campaign_id() && msg.cancel().task_id() == a.task_id()) outbox.cancel();
+      }
+      backoff.sleep();
+    }
+  } catch (...) {
+    outbox.cancel();
+    compute.join();
+    throw;
+  }
+  compute.join();
+  return outcome;
+}
+
 std::size_t Worker::run() {
   std::size_t ran = 0;
   Backoff backoff;
@@ -161,19 +321,13 @@ std::size_t Worker::run() {
 
     const pb::TaskAssignment& a = msg.assign();
     const auto started = std::chrono::steady_clock::now();
-    ChunkingRecorder recorder(transport_, options_, a.campaign_id(), a.task_id());
     pb::WireMessage outcome;
-    try {
-      pb::Experiment experiment;
-      if (!experiment.ParseFromString(a.experiment())) throw TransportError("malformed task assignment");
-      std::string kind;
-      const auto* spec = kind_message(experiment, &kind);
-      const ExperimentKind* impl = spec ? KindRegistry::instance().find(kind) : nullptr;
-      if (impl == nullptr) throw Error("unknown experiment kind '" + kind + "'");
-      TaskContext context{a.campaign_seed(), a.experiment_index(), a.task_id(), a.spec_dir(),
-                          {a.allowed_input_dirs().begin(), a.allowed_input_dirs().end()}};
-      auto prepared = impl->prepare(*spec, context);
-      if (a.group_ranks_size() > 1) {
+    if (a.group_ranks_size() > 1) {
+      // A multi-rank task talks MPI inside run_group, so it runs on this (the MPI) thread.
+      DirectOutbox outbox(transport_, options_.coordinator_rank, a.campaign_id(), a.task_id());
+      ChunkingRecorder recorder(outbox, options_, a.campaign_id(), a.task_id());
+      try {
+        auto prepared = prepare_task(a);
         TaskGroup group(transport_.create_group({a.group_ranks().begin(), a.group_ranks().end()}));
         if (group.group_rank() != 0) {
           // A member other than rank 0: its part ends when the task does; rank 0 reports.
@@ -188,31 +342,34 @@ std::size_t Worker::run() {
           continue;
         }
         prepared->run_group(recorder, group);
-      } else {
-        prepared->run(recorder);
+        recorder.send();
+        set_done(outcome, a, started);
+      } catch (const TaskCancelled&) {
+        set_failed(outcome, a, "", true);
+      } catch (const std::exception& e) {
+        // A group task's own transport failed (a silent peer), or the task failed; the worker goes
+        // on with the next one. Results already streamed stay in the file next to the error.
+        recorder.send();
+        set_failed(outcome, a, e.what(), false);
       }
-      recorder.send();
-      outcome.mutable_done()->set_task_id(a.task_id());
-      outcome.mutable_done()->set_campaign_id(a.campaign_id());
-      outcome.mutable_done()->set_wall_seconds(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-    } catch (const TaskCancelled&) {
-      outcome.mutable_failed()->set_task_id(a.task_id());
-      outcome.mutable_failed()->set_campaign_id(a.campaign_id());
-      outcome.mutable_failed()->set_cancelled(true);
-    } catch (const TransportError& e) {
-      if (a.group_ranks_size() <= 1) throw;  // the coordinator link is broken: nothing to report to
-      recorder.send();  // a group task's own transport failed (a silent peer): the task failed
-      outcome.mutable_failed()->set_task_id(a.task_id());
-      outcome.mutable_failed()->set_campaign_id(a.campaign_id());
-      outcome.mutable_failed()->set_error(e.what());
-    } catch (const std::exception& e) {
-      // The task failed; the worker goes on with the next one. Results already streamed stay in
-      // the file next to the error.
-      recorder.send();
-      outcome.mutable_failed()->set_task_id(a.task_id());
-      outcome.mutable_failed()->set_campaign_id(a.campaign_id());
-      outcome.mutable_failed()->set_error(e.what());
+    } else if (a.has_unit()) {
+      outcome = run_on_compute_thread(a, [&](Outbox&) { return run_unit(a, started); });
+    } else {
+      outcome = run_on_compute_thread(a, [&](Outbox& outbox) {
+        pb::WireMessage result;
+        ChunkingRecorder recorder(outbox, options_, a.campaign_id(), a.task_id());
+        try {
+          prepare_task(a)->run(recorder);
+          recorder.send();
+          set_done(result, a, started);
+        } catch (const TaskCancelled&) {
+          set_failed(result, a, "", true);
+        } catch (const std::exception& e) {
+          recorder.send();
+          set_failed(result, a, e.what(), false);
+        }
+        return result;
+      });
     }
     send_wire(transport_, options_.coordinator_rank, std::move(outcome));
     ++ran;
