@@ -30,6 +30,7 @@ done
 sources=(
   common/campaign.cc
   common/experiment_kind.cc
+  common/transport_mpi.cc
   worker/kinds/separable_common.cc
   worker/kinds/separable_gd.cc
   worker/kinds/sgd_separable.cc
@@ -58,8 +59,11 @@ for p in "${protos[@]}"; do sources+=("$build/gen/proto/$p.pb.cc"); done
 
 # shellcheck disable=SC2054  # commas belong to the flag
 san=(-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1)
+# MPI's headers as system headers (the parameter server's MPI link is header-only code in the kinds).
+read -r -a mpi_compile <<< "$(mpicxx --showme:compile | sed 's/-I/-isystem /g')"
+read -r -a mpi_link <<< "$(mpicxx --showme:link)"
 flags=(-std=c++20 "${san[@]}" -fsanitize=fuzzer-no-link -I"$repo" -I"$build/gen" -I/usr/include/eigen3
-       -DGDLAB_VERSION=\"fuzz\")
+       "${mpi_compile[@]}" -DGDLAB_VERSION=\"fuzz\")
 warn=(-Wall -Wextra -Wpedantic -Werror)
 
 export CXX
@@ -81,7 +85,7 @@ printf '%s\n' "${jobs_list[@]}" | FLAGS="${flags[*]}" xargs -P "$JOBS" -L 1 bash
   fi'
 
 for t in spec_fuzz wire_fuzz; do
-  "$CXX" -std=c++20 "${san[@]}" -fsanitize=fuzzer "$build/obj/fuzz_$t.o" "${objs[@]}" -lprotobuf -lpthread \
+  "$CXX" -std=c++20 "${san[@]}" -fsanitize=fuzzer "$build/obj/fuzz_$t.o" "${objs[@]}" -lprotobuf -lpthread "${mpi_link[@]}" \
     -o "$build/$t"
 done
 echo "fuzz/build.sh: built $build/spec_fuzz and $build/wire_fuzz"

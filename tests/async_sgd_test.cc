@@ -13,6 +13,7 @@
 #include <cmath>
 #include <complex>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <numbers>
@@ -27,6 +28,7 @@
 #include "proto/gdlab.pb.h"
 #include "worker/numerics/async_sgd.h"
 #include "worker/numerics/hessian.h"
+#include "worker/numerics/relu_minima_stability.h"
 
 namespace gdlab {
 namespace {
@@ -371,6 +373,26 @@ TEST(AsyncEngine, MomentumVariantsFollowTheirRecursions) {
         EXPECT_NEAR(w[t + 1], expected, 1e-12 * std::max(1.0, std::abs(expected))) << t;
       }
     }
+  }
+}
+
+TEST(AsyncEngine, OutOfPlaceUpdateIsBitwiseTheInPlaceOne) {
+  // ServerOptimizer::apply_into (what the MPI parameter server uses to write the new weights straight
+  // into its send buffer) gives apply()'s bits, for every variant, over many steps.
+  Rng rng(17);
+  const int d = 37, workers = 3;
+  for (auto variant : {MomentumVariant::None, MomentumVariant::Server, MomentumVariant::Shifted}) {
+    OptimizerConfig oc{0.07, variant, variant == MomentumVariant::None ? 0.0 : 0.8,
+                       variant == MomentumVariant::None ? 0.0 : 0.2, workers};
+    ServerOptimizer in_place(oc, d), out_of_place(oc, d);
+    VectorXd w = random_vector(rng, d), v = w, next(d);
+    for (int t = 0; t < 200; ++t) {
+      const VectorXd g = random_vector(rng, d);
+      in_place.apply(t % workers + 1, g, w);
+      out_of_place.apply_into(t % workers + 1, g, v, next);
+      v.swap(next);
+    }
+    for (int i = 0; i < d; ++i) ASSERT_EQ(w(i), v(i)) << "variant " << static_cast<int>(variant) << ", i = " << i;
   }
 }
 
@@ -1034,6 +1056,148 @@ TEST(AsyncKind, MpiOneWorkerIsBitwiseSynchronousGd) {
   EXPECT_EQ(wa[1], wb[1]);
 }
 
+TEST(AsyncKind, T1_3_MpiRoundRobinIsTheSimulatedRoundRobin) {
+  // T1.3 with the forced round-robin order (mpi.schedule = SCHEDULE_ROUND_ROBIN), k = N = 3, on an
+  // in-process group with random injected latency: check 1, the staleness is exactly min(t, N − 1)
+  // at every update; check 2, the run equals the simulated round robin bit for bit; check 3, the
+  // growth rate at f = 0.9 and 1.1 of h*(N − 1) matches log ρ with T1.2's tolerance and sign.
+  for (double f : {0.9, 1.1}) {
+    pb::AsyncSgdSpec m = mpi_spec(3, f);
+    m.set_lr_rule(pb::AsyncSgdSpec::LR_THRESHOLD_FRACTION);
+    m.set_updates(3000);
+    m.mutable_mpi()->set_schedule(pb::AsyncSgdMpi::SCHEDULE_ROUND_ROBIN);
+    auto* latency = m.mutable_mpi()->mutable_latency();
+    latency->set_model(pb::AsyncSgdLatency::LATENCY_UNIFORM);
+    latency->set_low_ms(0);
+    latency->set_high_ms(0.02);
+    const MemoryRecorder a = run_mpi(m);
+    EXPECT_EQ(a.text("verdict"), "pass") << a.text("verdict_detail");
+    EXPECT_EQ(a.text("schedule"), "mpi_round_robin");
+    EXPECT_EQ(a.num_attrs.at("order_mismatches"), 0);
+    const auto& st = a.series.at("observables/staleness");
+    ASSERT_EQ(st.step.size(), 3000u);
+    for (size_t i = 0; i < st.step.size(); ++i)
+      ASSERT_EQ(st.value[i][0], static_cast<double>(std::min<std::int64_t>(st.step[i] - 1, 2))) << "t = " << st.step[i];
+    const double eta = f * h_star(2);
+    const double predicted = predicted_log_rho(MomentumVariant::None, 2, eta, VectorXd::Ones(1), 0, 0);
+    EXPECT_TRUE(within_growth_tolerance(a.num_attrs.at("growth_rate"), predicted))
+        << a.num_attrs.at("growth_rate") << " vs " << predicted;
+    pb::AsyncSgdSpec sim = m;
+    sim.set_mode(pb::AsyncSgdSpec::MODE_SIMULATED);
+    sim.clear_mpi();
+    sim.mutable_delay()->set_schedule(pb::AsyncSgdDelay::SCHEDULE_ROUND_ROBIN);
+    sim.mutable_delay()->set_workers(3);
+    sim.set_measure_growth_rate(false);  // the physical (not renormalised) trajectory
+    const MemoryRecorder b = run_kind(sim);
+    ASSERT_EQ(a.arrays.at("parameters/w_final").size(), 1u);
+    EXPECT_EQ(a.arrays.at("parameters/w_final")[0], b.arrays.at("parameters/w_final")[0]);
+    EXPECT_EQ(a.text("replay_w_bitwise"), "yes");
+    std::printf("T1.3 (in-process, N=3, f=%.1f): staleness min(t,2) at all %zu updates, growth %.7f vs log rho %.7f, "
+                "w_T bitwise the simulated round robin's\n",
+                f, st.step.size(), a.num_attrs.at("growth_rate"), predicted);
+  }
+}
+
+// ---- IDX data for the MLP (MNIST's format) -----------------------------------------------------------------
+
+TEST(AsyncKind, MlpOnIdxFiles) {
+  // problem.mlp.idx: a generated IDX pair (30 images of 3×4 pixels, labels i mod 3) read with
+  // relu_minima_stability's loader; classes {0, 2} → targets −1/+1, the first 12 matching images.
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(testing::TempDir()) / "async_sgd_idx";
+  fs::create_directories(dir);
+  const int count = 30, rows = 3, cols = 4;
+  std::vector<std::uint8_t> pixels(static_cast<size_t>(count * rows * cols)), labels(static_cast<size_t>(count));
+  for (int i = 0; i < count; ++i) {
+    labels[static_cast<size_t>(i)] = static_cast<std::uint8_t>(i % 3);
+    for (int q = 0; q < rows * cols; ++q)
+      pixels[static_cast<size_t>(i * rows * cols + q)] = static_cast<std::uint8_t>((37 * i + 11 * q + 5) % 256);
+  }
+  relu_stability::write_idx_ubyte((dir / "images.idx3").string(), {count, rows, cols}, pixels);
+  relu_stability::write_idx_ubyte((dir / "labels.idx1").string(), {count}, labels);
+
+  pb::AsyncSgdSpec s;
+  auto* mlp = s.mutable_problem()->mutable_mlp();
+  mlp->set_hidden(3);
+  mlp->set_init_seed(5);
+  mlp->set_pretrain_steps(0);
+  auto* idx = mlp->mutable_idx();
+  idx->set_images("images.idx3");  // relative to the spec directory
+  idx->set_labels("labels.idx1");
+  idx->add_classes(0);
+  idx->add_classes(2);
+  idx->set_num_samples(12);
+  s.set_lr(0.05);
+  s.set_updates(50);
+  s.mutable_delay()->set_tau(1);
+  TaskContext ctx = context();
+  ctx.spec_dir = dir.string();
+  MemoryRecorder rec;
+  kind().prepare(s, ctx)->run(rec);
+  EXPECT_NE(rec.text("data").find("idx(images.idx3, classes {0,2}, n = 12, d = 12)"), std::string::npos) << rec.text("data");
+  EXPECT_EQ(rec.num_attrs.at("dim"), 3 * (12 + 2) + 1);
+
+  // The same loss from the data built here by hand: x = pixel/255, y = −1 (label 0) / +1 (label 2).
+  auto X = std::make_shared<MatrixXd>(12, rows * cols);
+  auto y = std::make_shared<VectorXd>(12);
+  for (int i = 0, r = 0; i < count && r < 12; ++i) {
+    if (i % 3 == 1) continue;
+    for (int q = 0; q < rows * cols; ++q) (*X)(r, q) = ((37 * i + 11 * q + 5) % 256) / 255.0;
+    (*y)(r) = i % 3 == 0 ? -1.0 : 1.0;
+    ++r;
+  }
+  MlpConfig mc;
+  mc.hidden = 3;
+  mc.init_seed = 5;
+  mc.inputs = X;
+  mc.targets = y;
+  const MlpProblem expected(mc);
+  const auto& w0 = rec.arrays.at("parameters/w0");
+  ASSERT_EQ(static_cast<int>(w0.size()), expected.dim());
+  EXPECT_NEAR(rec.series.at("observables/loss").value.at(0).at(0),
+              expected.loss(Eigen::Map<const VectorXd>(w0.data(), static_cast<Eigen::Index>(w0.size()))), 1e-14);
+
+  // Bad input: the field, or the file, is named.
+  auto field_of = [&](const std::function<void(pb::AsyncSgdSpec&)>& mutate) {
+    pb::AsyncSgdSpec b = s;
+    mutate(b);
+    try {
+      kind().prepare(b, ctx);
+    } catch (const SpecError& e) {
+      return e.field();
+    }
+    return std::string("(no error)");
+  };
+  EXPECT_EQ(field_of([](auto& b) { b.mutable_problem()->mutable_mlp()->set_n(12); }), "problem.mlp.idx");
+  EXPECT_EQ(field_of([](auto& b) { b.mutable_problem()->mutable_mlp()->mutable_idx()->clear_images(); }),
+            "problem.mlp.idx.images");
+  EXPECT_EQ(field_of([](auto& b) { b.mutable_problem()->mutable_mlp()->mutable_idx()->add_classes(300); }),
+            "problem.mlp.idx.classes");
+  EXPECT_EQ(field_of([](auto& b) { b.mutable_problem()->mutable_mlp()->mutable_idx()->add_classes(1); }),
+            "problem.mlp.idx.classes");  // three classes with the ±1 target
+  EXPECT_EQ(field_of([](auto& b) { b.mutable_problem()->mutable_mlp()->mutable_idx()->set_num_samples(0); }),
+            "problem.mlp.idx.num_samples");
+  TaskContext confined = ctx;
+  confined.allowed_input_dirs = {(dir / "elsewhere").string()};
+  try {
+    kind().prepare(s, confined);
+    ADD_FAILURE() << "a file outside the allowed input directories was read";
+  } catch (const SpecError& e) {
+    EXPECT_EQ(e.field(), "problem.mlp.idx.images");
+  }
+  pb::AsyncSgdSpec missing = s;
+  missing.mutable_problem()->mutable_mlp()->mutable_idx()->set_labels("no_such_labels.idx1");
+  try {
+    kind().prepare(missing, ctx);
+    ADD_FAILURE() << "a missing IDX file was accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("no_such_labels.idx1"), std::string::npos) << e.what();
+  }
+  pb::AsyncSgdSpec too_many = s;
+  too_many.mutable_problem()->mutable_mlp()->mutable_idx()->set_num_samples(25);  // only 20 images of classes 0, 2
+  EXPECT_THROW(kind().prepare(too_many, ctx), InputError);
+}
+
 // ---- bad input ------------------------------------------------------------------------------------------
 
 std::string spec_error_field(const pb::AsyncSgdSpec& s) {
@@ -1078,6 +1242,7 @@ TEST(AsyncKind, BadInputNamesTheField) {
       {"mpi k = 0", [&](auto& s) { mpi(s); s.mutable_mpi()->set_workers(0); }, "mpi.workers"},
       {"mpi k missing", [&](auto& s) { mpi(s); s.mutable_mpi()->clear_workers(); }, "mpi.workers"},
       {"S < -1", [&](auto& s) { mpi(s); s.mutable_mpi()->set_staleness_bound(-2); }, "mpi.staleness_bound"},
+      {"S with round robin", [&](auto& s) { mpi(s); s.mutable_mpi()->set_schedule(pb::AsyncSgdMpi::SCHEDULE_ROUND_ROBIN); s.mutable_mpi()->set_staleness_bound(1); }, "mpi.staleness_bound"},
       {"negative latency", [&](auto& s) { mpi(s); s.mutable_mpi()->mutable_latency()->set_model(pb::AsyncSgdLatency::LATENCY_CONSTANT); s.mutable_mpi()->mutable_latency()->set_constant_ms(-1); }, "mpi.latency.constant_ms"},
       {"uniform low > high", [&](auto& s) { mpi(s); auto* l = s.mutable_mpi()->mutable_latency(); l->set_model(pb::AsyncSgdLatency::LATENCY_UNIFORM); l->set_low_ms(5); l->set_high_ms(1); }, "mpi.latency.high_ms"},
       {"slow worker out of range", [&](auto& s) { mpi(s); auto* l = s.mutable_mpi()->mutable_latency(); l->set_model(pb::AsyncSgdLatency::LATENCY_SLOW_WORKER); l->set_slow_worker(3); }, "mpi.latency.slow_worker"},

@@ -1,15 +1,19 @@
 // The parameter-server engine over the in-process transport: exact staleness with one worker,
-// the SSP bound, injected latency accounted for, a silent worker failing the server in time, and
-// a group transport made through InProcNetwork::create_group.
+// the SSP bound, the forced round-robin order (staleness exactly min(t, k − 1)), injected latency
+// accounted for, a silent worker failing the server in time, a waiting server not spinning, and a
+// group transport made through InProcNetwork::create_group. (The direct MPI link runs under mpirun:
+// tests/scripts/async_mpi_test.sh and bench/ps_bench.)
 #include <gtest/gtest.h>
+#include <time.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <thread>
 
 #include "common/errors.h"
 #include "common/transport_inproc.h"
-#include "worker/parameter_server.h"
+#include "worker/parameter_server_mpi.h"
 
 namespace gdlab {
 namespace {
@@ -27,13 +31,14 @@ PsRun run_quadratic(const ps::Options& options, double eta, VectorXd w0) {
   std::vector<std::thread> workers;
   for (int i = 1; i <= options.workers; ++i)
     workers.emplace_back([&, i] {
-      ps::run_worker(net.endpoint(i), options, i, [](const VectorXd& w, VectorXd& g) { g = w; });
+      ps::run_worker(net.endpoint(i), options, i, [](Eigen::Ref<const VectorXd> w, Eigen::Ref<VectorXd> g) { g = w; });
     });
   PsRun run;
   run.w = std::move(w0);
   ps::run_server(
-      net.endpoint(0), options, run.w, [&](const ps::Update&, const VectorXd& g, VectorXd& w) { w -= eta * g; },
-      [&](const ps::Update& u, const VectorXd&) {
+      net.endpoint(0), options, run.w,
+      [&](const ps::Update&, Eigen::Ref<const VectorXd> g, VectorXd& w) { w -= eta * g; },
+      [&](const ps::Update& u, Eigen::Ref<const VectorXd>) {
         run.updates.push_back(u);
         return true;
       });
@@ -85,6 +90,71 @@ TEST(ParameterServer, AsyncStalenessIsAccountedAndBoundedBySsp) {
   }
 }
 
+TEST(ParameterServer, RoundRobinOrderGivesStalenessExactlyKMinusOne) {
+  // §1.9.3 `mpi_ordered` / T1.3 check 1: whatever the timing (random injected latency, one slow
+  // worker), update t is worker (t mod k) + 1's gradient, read at version max(t − k + 1, 0).
+  for (int k : {1, 2, 4}) {
+    ps::Options o;
+    o.workers = k;
+    o.updates = 240;
+    o.order = ps::Order::RoundRobin;
+    o.latency.kind = ps::LatencyModel::Kind::Uniform;
+    o.latency.a_ms = 0.0;
+    o.latency.b_ms = 0.2;
+    o.seed = 9;
+    const PsRun run = run_quadratic(o, 0.1, VectorXd::Constant(3, 1.0));
+    ASSERT_EQ(run.updates.size(), 240u);
+    for (const auto& u : run.updates) {
+      EXPECT_EQ(u.worker, static_cast<int>(u.index % k) + 1) << "k = " << k << ", t = " << u.index;
+      EXPECT_EQ(u.staleness, std::min<std::int64_t>(u.index, k - 1)) << "k = " << k << ", t = " << u.index;
+      EXPECT_EQ(u.version_applied, u.index);
+    }
+  }
+  ps::Options bad;
+  bad.workers = 2;
+  bad.updates = 10;
+  bad.order = ps::Order::RoundRobin;
+  bad.staleness_bound = 1;
+  InProcNetwork net(3);
+  VectorXd w = VectorXd::Ones(2);
+  EXPECT_THROW(ps::run_server(
+                   net.endpoint(0), bad, w, [](const ps::Update&, Eigen::Ref<const VectorXd>, VectorXd&) {},
+                   [](const ps::Update&, Eigen::Ref<const VectorXd>) { return true; }),
+               Error);
+}
+
+TEST(ParameterServer, AWaitingServerDoesNotSpin) {
+  // platform.md §2: while its only worker computes for 0.6 s, the server yields for the Waiter's
+  // window and then sleeps; its CPU time stays a small fraction of the wall time.
+  ps::Options o;
+  o.workers = 1;
+  o.updates = 3;
+  InProcNetwork net(2);
+  std::thread worker([&] {
+    ps::run_worker(net.endpoint(1), o, 1, [](Eigen::Ref<const VectorXd> w, Eigen::Ref<VectorXd> g) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      g = w;
+    });
+  });
+  auto thread_cpu = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+  };
+  VectorXd w = VectorXd::Ones(4);
+  const double cpu0 = thread_cpu();
+  const auto start = std::chrono::steady_clock::now();
+  ps::run_server(
+      net.endpoint(0), o, w, [](const ps::Update&, Eigen::Ref<const VectorXd> g, VectorXd& x) { x -= 0.1 * g; },
+      [](const ps::Update&, Eigen::Ref<const VectorXd>) { return true; });
+  const double cpu = thread_cpu() - cpu0;
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  worker.join();
+  std::printf("server waiting for a slow worker: %.4f s CPU over %.3f s wall (%.1f%%)\n", cpu, wall, 100 * cpu / wall);
+  EXPECT_GE(wall, 0.55);
+  EXPECT_LT(cpu, 0.05 * wall) << "the waiting server spins";
+}
+
 TEST(ParameterServer, InjectedLatencyIsMeasured) {
   ps::Options o;
   o.workers = 1;
@@ -108,7 +178,7 @@ TEST(ParameterServer, SilentWorkerFailsTheServerWithinItsTimeout) {
   // Worker 1 works; worker 2 never says anything.
   std::thread worker([&] {
     try {
-      ps::run_worker(net.endpoint(1), o, 1, [](const VectorXd& w, VectorXd& g) {
+      ps::run_worker(net.endpoint(1), o, 1, [](Eigen::Ref<const VectorXd> w, Eigen::Ref<VectorXd> g) {
         g = w;
         std::this_thread::sleep_for(std::chrono::milliseconds(1000));  // then too slow as well
       });
@@ -118,8 +188,8 @@ TEST(ParameterServer, SilentWorkerFailsTheServerWithinItsTimeout) {
   });
   VectorXd w = VectorXd::Ones(2);
   EXPECT_THROW(ps::run_server(
-                   net.endpoint(0), o, w, [](const ps::Update&, const VectorXd& g, VectorXd& x) { x -= g; },
-                   [](const ps::Update&, const VectorXd&) { return true; }),
+                   net.endpoint(0), o, w, [](const ps::Update&, Eigen::Ref<const VectorXd> g, VectorXd& x) { x -= g; },
+                   [](const ps::Update&, Eigen::Ref<const VectorXd>) { return true; }),
                TransportError);
   worker.join();
   EXPECT_TRUE(done);

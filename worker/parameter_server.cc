@@ -1,67 +1,23 @@
 #include "worker/parameter_server.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <deque>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "common/errors.h"
 #include "common/random.h"
 
 namespace gdlab::ps {
-namespace {
 
-// Raw binary messages: the weights go as they are, with no per-value encoding, so that a
-// P = 10 exchange costs microseconds (issue 4's updates/s targets).
-enum class Type : std::uint8_t { Pull = 1, Weights = 2, Push = 3, Stop = 4 };
-
-struct Header {
-  Type type;
-  std::uint8_t pad[3];
-  std::int32_t worker;
-  std::int64_t version;
-  std::int64_t sent_ns;  // system clock at the start of the push (before the injected delay)
-  double injected_ms;
-};
-
-std::string encode(const Header& h, const VectorXd* v) {
-  const size_t n = v ? static_cast<size_t>(v->size()) : 0;
-  std::string out(sizeof(Header) + n * sizeof(double), '\0');
-  std::memcpy(out.data(), &h, sizeof(Header));
-  if (n) std::memcpy(out.data() + sizeof(Header), v->data(), n * sizeof(double));
-  return out;
-}
-
-Header decode(const Message& m, VectorXd* v, Eigen::Index dim) {
-  if (m.payload.size() < sizeof(Header)) throw TransportError("parameter server: truncated message");
-  Header h;
-  std::memcpy(&h, m.payload.data(), sizeof(Header));
-  const size_t bytes = m.payload.size() - sizeof(Header);
-  if (v != nullptr && bytes > 0) {
-    if (bytes != static_cast<size_t>(dim) * sizeof(double))
-      throw TransportError("parameter server: message of " + std::to_string(bytes) + " bytes for " +
-                           std::to_string(dim) + " parameters");
-    std::memcpy(v->data(), m.payload.data() + sizeof(Header), bytes);
-  }
-  return h;
-}
+// ---- helpers ---------------------------------------------------------------------------------------
 
 std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-// Waits for the next message, failing the task if the peers stay silent.
-Message receive(Transport& t, const Options& options, const char* who) {
-  SpinBackoff backoff;
-  const auto deadline = std::chrono::steady_clock::now() + options.peer_timeout;
-  while (true) {
-    if (auto m = t.poll()) return std::move(*m);
-    if (std::chrono::steady_clock::now() > deadline)
-      throw TransportError(std::string("parameter server: ") + who + " heard nothing for " +
-                           std::to_string(options.peer_timeout.count()) + " ms");
-    backoff.idle();
-  }
 }
 
 double draw_latency_ms(const Options& o, int worker, std::int64_t push_index) {
@@ -81,29 +37,69 @@ double draw_latency_ms(const Options& o, int worker, std::int64_t push_index) {
   }
 }
 
-}  // namespace
+Waiter::Waiter(std::chrono::milliseconds timeout, std::chrono::microseconds yield_window, const char* who,
+               int yield_every)
+    : timeout_(timeout),
+      yield_window_(yield_window),
+      who_(who),
+      last_(std::chrono::steady_clock::now()),
+      backoff_(std::chrono::microseconds(20), std::chrono::microseconds(1000)),
+      yield_every_(std::max(yield_every, 1)) {}
 
-std::int64_t run_server(Transport& group, const Options& options, VectorXd& w,
-                        const std::function<void(const Update&, const VectorXd& gradient, VectorXd& w)>& apply,
-                        const std::function<bool(const Update&, const VectorXd& w)>& after) {
+void Waiter::idle(bool may_sleep) {
+  const auto now = std::chrono::steady_clock::now();
+  const auto quiet = now - last_;
+  if (quiet > timeout_)
+    throw TransportError(std::string("parameter server: ") + who_ + " heard nothing for " +
+                         std::to_string(timeout_.count()) + " ms");
+  if (quiet < yield_window_ || !may_sleep) {
+    if (++empty_polls_ >= yield_every_) {
+      empty_polls_ = 0;
+      std::this_thread::yield();
+    }
+    return;
+  }
+  ++sleeps_;
+  backoff_.sleep();
+}
+
+void Waiter::reset() {
+  last_ = std::chrono::steady_clock::now();
+  backoff_.reset();
+}
+
+// ---- the engine ------------------------------------------------------------------------------------
+
+std::int64_t serve(ServerLink& link, const Options& options, VectorXd& w, const ApplyFn& apply, const AfterFn& after,
+                   const ApplyIntoFn& apply_into) {
   const int k = options.workers;
-  if (group.size() != k + 1) throw Error("parameter server: group of " + std::to_string(group.size()) + " ranks for " +
-                                         std::to_string(k) + " workers");
+  if (k < 1) throw Error("parameter server: needs at least one worker");
+  const bool round_robin = options.order == Order::RoundRobin;
+  if (round_robin && options.staleness_bound >= 0)
+    throw Error("parameter server: a staleness bound cannot be combined with the round-robin order");
+  const Eigen::Index dim = w.size();
   std::int64_t version = 0;
   std::int64_t applied = 0;
-  std::vector<std::int64_t> read_version(static_cast<size_t>(k + 1), -1);  // -1: not in flight
+  std::vector<std::int64_t> read_version(static_cast<size_t>(k + 1), -1);  // -1: no gradient in flight
   std::deque<int> waiting_pulls;
-  std::vector<bool> stopped(static_cast<size_t>(k + 1), false);
+  std::vector<char> stopped(static_cast<size_t>(k + 1), 0);
   int stopped_count = 0;
   bool finished = options.updates <= 0;
-  VectorXd gradient(w.size());
-
-  auto send = [&](int dest, Type type) {
-    Header h{};
-    h.type = type;
-    h.version = version;
-    group.send(dest, encode(h, type == Type::Weights ? &w : nullptr));
+  int next_in_turn = 1;  // RoundRobin: the worker whose message is taken next
+  // Out-of-place updates: the current weights live in the link's send buffers ("versioned
+  // snapshots"); w is written back at the end.
+  const double* current = nullptr;
+  if (apply_into) {
+    if (double* b = link.weights_buffer(0, nullptr)) {
+      Eigen::Map<VectorXd>(b, dim) = w;
+      current = b;
+    }
+  }
+  auto weights = [&]() -> Eigen::Ref<const VectorXd> {
+    if (current) return Eigen::Map<const VectorXd>(current, dim);
+    return w;
   };
+
   // SSP gate (stale-synchronous parallel with an exact bound): a pull is answered only if, with
   // m gradients in flight, max_i(version - read_i) + m <= S. Then every gradient is applied with
   // staleness <= S, and no gradient ever waits at the server.
@@ -119,33 +115,39 @@ std::int64_t run_server(Transport& group, const Options& options, VectorXd& w,
   };
   auto answer_pull = [&](int worker) {
     if (finished) {
-      send(worker, Type::Stop);
-      stopped[static_cast<size_t>(worker)] = true;
+      link.send_stop(worker);
+      stopped[static_cast<size_t>(worker)] = 1;
       ++stopped_count;
       return;
     }
     read_version[static_cast<size_t>(worker)] = version;
-    send(worker, Type::Weights);
+    link.send_weights(worker, version, weights());
   };
   auto serve_waiting = [&] {
     while (!waiting_pulls.empty() && (finished || may_answer())) {
-      answer_pull(waiting_pulls.front());
+      const int worker = waiting_pulls.front();
       waiting_pulls.pop_front();
+      answer_pull(worker);
     }
   };
 
+  Waiter waiter(options.peer_timeout, options.yield_window, "the server", link.yield_every());
   try {
+    int worker = 0;
+    Header h;
+    const double* gradient = nullptr;
     while (stopped_count < k) {
-      const Message m = receive(group, options, "the server");
-      const int worker = m.source;
-      if (worker < 1 || worker > k) throw TransportError("parameter server: message from unexpected rank");
-      const Header h = decode(m, &gradient, w.size());
-      if (h.type == Type::Pull) {
-        if (finished || may_answer())
-          answer_pull(worker);
-        else
-          waiting_pulls.push_back(worker);
-      } else if (h.type == Type::Push) {
+      const int only = round_robin && !finished ? next_in_turn : 0;
+      while (!link.poll(only, worker, h, gradient)) waiter.idle(!waiter.past_yield_window() || !link.sends_pending());
+      waiter.reset();
+      if (worker < 1 || worker > k || stopped[static_cast<size_t>(worker)])
+        throw TransportError("parameter server: message from an unexpected worker " + std::to_string(worker));
+      if (round_robin) next_in_turn = next_in_turn % k + 1;
+      if (h.type == MessageType::Push) {
+        if (read_version[static_cast<size_t>(worker)] != h.version)
+          throw TransportError("parameter server: worker " + std::to_string(worker) + " pushed a gradient of version " +
+                               std::to_string(h.version) + " but read version " +
+                               std::to_string(read_version[static_cast<size_t>(worker)]));
         read_version[static_cast<size_t>(worker)] = -1;
         if (!finished) {
           Update u;
@@ -156,56 +158,219 @@ std::int64_t run_server(Transport& group, const Options& options, VectorXd& w,
           u.staleness = version - h.version;
           u.latency_ms = static_cast<double>(now_ns() - h.sent_ns) * 1e-6;
           u.injected_ms = h.injected_ms;
-          apply(u, gradient, w);
+          if (current) {
+            double* next = link.weights_buffer(version + 1, current);
+            apply_into(u, Eigen::Map<const VectorXd>(gradient, dim), Eigen::Map<const VectorXd>(current, dim),
+                       Eigen::Map<VectorXd>(next, dim));
+            current = next;
+          } else {
+            apply(u, Eigen::Map<const VectorXd>(gradient, dim), w);
+          }
           ++version;
           ++applied;
-          if (!after(u, w) || applied >= options.updates) finished = true;
+          if (!after(u, weights()) || applied >= options.updates) finished = true;
         }
-        serve_waiting();
-      } else {
+      } else if (h.type != MessageType::Pull) {
         throw TransportError("parameter server: unexpected message type at the server");
       }
+      // A push carries the worker's next pull: answered at once, or held by the SSP gate (oldest first).
+      waiting_pulls.push_back(worker);
+      serve_waiting();
     }
   } catch (...) {
     // Release the workers before failing, so none waits for its timeout.
     for (int i = 1; i <= k; ++i)
-      if (!stopped[static_cast<size_t>(i)]) send(i, Type::Stop);
+      if (!stopped[static_cast<size_t>(i)]) {
+        try {
+          link.send_stop(i);
+        } catch (...) {
+        }
+      }
+    if (current) w = Eigen::Map<const VectorXd>(current, dim);
+    link.close(false);
     throw;
   }
+  if (current) w = Eigen::Map<const VectorXd>(current, dim);
+  link.close(true);
   return applied;
 }
 
-void run_worker(Transport& group, const Options& options, int worker,
-                const std::function<void(const VectorXd& w, VectorXd& gradient)>& gradient) {
-  VectorXd w;
-  VectorXd g;
+void work(WorkerLink& link, const Options& options, int worker, const GradientFn& gradient) {
+  Waiter waiter(options.peer_timeout, options.yield_window, "a worker", link.yield_every());
   std::int64_t pushes = 0;
-  while (true) {
-    Header pull{};
-    pull.type = Type::Pull;
+  try {
+    Header pull;
+    pull.type = MessageType::Pull;
     pull.worker = worker;
-    group.send(0, encode(pull, nullptr));
-    const Message m = receive(group, options, "a worker");
+    link.send_pull(pull);
     Header h;
-    std::memcpy(&h, m.payload.data(), std::min(sizeof(Header), m.payload.size()));
-    if (m.payload.size() < sizeof(Header)) throw TransportError("parameter server: truncated message");
-    if (h.type == Type::Stop) return;
-    if (h.type != Type::Weights) throw TransportError("parameter server: unexpected message type at a worker");
-    const Eigen::Index dim = static_cast<Eigen::Index>((m.payload.size() - sizeof(Header)) / sizeof(double));
-    w.resize(dim);
-    g.resize(dim);
-    decode(m, &w, dim);
-    gradient(w, g);
-    Header push{};
-    push.type = Type::Push;
-    push.worker = worker;
-    push.version = h.version;
-    push.sent_ns = now_ns();
-    push.injected_ms = draw_latency_ms(options, worker, pushes++);
-    if (push.injected_ms > 0)
-      std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(push.injected_ms));
-    group.send(0, encode(push, &g));
+    while (true) {
+      while (!link.poll(h)) waiter.idle(!waiter.past_yield_window() || !link.sends_pending());
+      waiter.reset();
+      if (h.type == MessageType::Stop) break;
+      if (h.type != MessageType::Weights) throw TransportError("parameter server: unexpected message type at a worker");
+      Header push;
+      push.type = MessageType::Push;
+      push.worker = worker;
+      push.version = h.version;
+      {
+        Eigen::Map<VectorXd> g = link.gradient_buffer();
+        gradient(link.weights(), g);
+      }
+      push.sent_ns = now_ns();
+      push.injected_ms = draw_latency_ms(options, worker, pushes++);
+      if (push.injected_ms > 0)
+        std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(push.injected_ms));
+      link.send_push(push);
+    }
+  } catch (...) {
+    link.close(false);
+    throw;
   }
+  link.close(true);
+}
+
+// ---- the links over a Transport --------------------------------------------------------------------
+
+namespace {
+
+std::string encode(const Header& h, const double* payload, Eigen::Index n) {
+  std::string out(sizeof(Header) + static_cast<size_t>(n) * sizeof(double), '\0');
+  std::memcpy(out.data(), &h, sizeof(Header));
+  if (n > 0) std::memcpy(out.data() + sizeof(Header), payload, static_cast<size_t>(n) * sizeof(double));
+  return out;
+}
+
+Header decode_header(const Message& m) {
+  if (m.payload.size() < sizeof(Header)) throw TransportError("parameter server: truncated message");
+  Header h;
+  std::memcpy(&h, m.payload.data(), sizeof(Header));
+  return h;
+}
+
+class TransportServerLink : public ServerLink {
+ public:
+  TransportServerLink(Transport& group, int workers, Eigen::Index dim)
+      : t_(group),
+        k_(workers),
+        dim_(dim),
+        pending_(static_cast<size_t>(workers + 1)),
+        gradient_(static_cast<size_t>(workers + 1), VectorXd(dim)) {
+    if (group.size() != workers + 1)
+      throw Error("parameter server: group of " + std::to_string(group.size()) + " ranks for " +
+                  std::to_string(workers) + " workers");
+  }
+
+  bool poll(int only, int& worker, Header& header, const double*& gradient) override {
+    while (auto m = t_.poll()) {
+      if (m->source < 1 || m->source > k_) throw TransportError("parameter server: message from unexpected rank");
+      pending_[static_cast<size_t>(m->source)].push_back(std::move(*m));
+    }
+    int chosen = 0;
+    if (only > 0) {
+      if (!pending_[static_cast<size_t>(only)].empty()) chosen = only;
+    } else {
+      for (int i = 1; i <= k_ && chosen == 0; ++i) {
+        const int j = (last_ + i - 1) % k_ + 1;
+        if (!pending_[static_cast<size_t>(j)].empty()) chosen = j;
+      }
+    }
+    if (chosen == 0) return false;
+    last_ = chosen;
+    const Message m = std::move(pending_[static_cast<size_t>(chosen)].front());
+    pending_[static_cast<size_t>(chosen)].pop_front();
+    header = decode_header(m);
+    worker = chosen;
+    gradient = nullptr;
+    const size_t bytes = m.payload.size() - sizeof(Header);
+    if (header.type == MessageType::Push) {
+      if (bytes != static_cast<size_t>(dim_) * sizeof(double))
+        throw TransportError("parameter server: a push of " + std::to_string(bytes) + " bytes for " +
+                             std::to_string(dim_) + " parameters");
+      VectorXd& g = gradient_[static_cast<size_t>(chosen)];
+      if (bytes > 0) std::memcpy(g.data(), m.payload.data() + sizeof(Header), bytes);
+      gradient = g.data();
+    } else if (bytes != 0) {
+      throw TransportError("parameter server: a pull with a payload");
+    }
+    return true;
+  }
+
+  void send_weights(int worker, std::int64_t version, Eigen::Ref<const VectorXd> w) override {
+    Header h;
+    h.type = MessageType::Weights;
+    h.version = version;
+    t_.send(worker, encode(h, w.data(), w.size()));
+  }
+
+  void send_stop(int worker) override {
+    Header h;
+    h.type = MessageType::Stop;
+    t_.send(worker, encode(h, nullptr, 0));
+  }
+
+  void close(bool) override {}
+
+ private:
+  Transport& t_;
+  int k_;
+  Eigen::Index dim_;
+  int last_ = 0;
+  std::vector<std::deque<Message>> pending_;
+  std::vector<VectorXd> gradient_;
+};
+
+class TransportWorkerLink : public WorkerLink {
+ public:
+  explicit TransportWorkerLink(Transport& group) : t_(group) {}
+
+  void send_pull(const Header& header) override { t_.send(0, encode(header, nullptr, 0)); }
+
+  bool poll(Header& header) override {
+    auto m = t_.poll();
+    if (!m) return false;
+    if (m->source != 0) throw TransportError("parameter server: a worker got a message from another worker");
+    header = decode_header(*m);
+    if (header.type == MessageType::Weights) {
+      const size_t bytes = m->payload.size() - sizeof(Header);
+      if (bytes % sizeof(double) != 0) throw TransportError("parameter server: weights of a partial double");
+      const Eigen::Index dim = static_cast<Eigen::Index>(bytes / sizeof(double));
+      w_.resize(dim);
+      g_.resize(dim);
+      if (bytes > 0) std::memcpy(w_.data(), m->payload.data() + sizeof(Header), bytes);
+    }
+    return true;
+  }
+
+  Eigen::Map<const VectorXd> weights() const override { return {w_.data(), w_.size()}; }
+  Eigen::Map<VectorXd> gradient_buffer() override { return {g_.data(), g_.size()}; }
+  void send_push(const Header& header) override { t_.send(0, encode(header, g_.data(), g_.size())); }
+  void close(bool) override {}
+
+ private:
+  Transport& t_;
+  VectorXd w_, g_;
+};
+
+}  // namespace
+
+std::unique_ptr<ServerLink> make_transport_server_link(Transport& group, int workers, Eigen::Index dim) {
+  return std::make_unique<TransportServerLink>(group, workers, dim);
+}
+
+std::unique_ptr<WorkerLink> make_transport_worker_link(Transport& group) {
+  return std::make_unique<TransportWorkerLink>(group);
+}
+
+std::int64_t run_server_over_transport(Transport& group, const Options& options, VectorXd& w, const ApplyFn& apply,
+                                       const AfterFn& after) {
+  auto link = make_transport_server_link(group, options.workers, w.size());
+  return serve(*link, options, w, apply, after);
+}
+
+void run_worker_over_transport(Transport& group, const Options& options, int worker, const GradientFn& gradient) {
+  auto link = make_transport_worker_link(group);
+  work(*link, options, worker, gradient);
 }
 
 }  // namespace gdlab::ps

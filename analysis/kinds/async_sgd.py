@@ -19,12 +19,19 @@ Per experiment, chosen from what the tasks sweep:
 * threshold vs delay: the (τ, η·λ_max) points, stable or unstable by the measured growth rate, against
   h*(τ) = 2 sin(π/(4τ+2)) and its asymptote π/(2τ+1);
 * momentum: the effective lr h/(1−γ) of every task against γ, with the charpoly thresholds of PS heavy
-  ball and shifted momentum (computed here from the §1.5 polynomials) and the no-momentum value;
-* random workers: the measured growth rate against h with the replay prediction, the replay threshold
-  and the constant-delay threshold h*(N−1);
+  ball and shifted momentum (computed here from the §1.5 polynomials) and the no-momentum value, for
+  every delay τ of the experiment, and the measured threshold (the zero crossing of the measured growth
+  rate between the bracketing runs) of every (variant, γ, τ);
+* random workers (and free-running MPI): the measured growth rate against h with the replay prediction,
+  the replay threshold and the constant-delay threshold h*(N−1);
 * minima selection: the minimum reached against τ, with the theory bands (sharp stable iff η·λ_s < h*(τ),
-  flat stable iff η·λ_f < h*(τ));
+  flat stable iff η·λ_f < h*(τ)), and the sharpness reached against τ with the stability edge h*(τ)/η
+  (constant 2/η₀ under the lr rule); free-running MPI runs get the prediction of their own replayed
+  staleness sequence;
 * otherwise: the final distance to the reference minimum against f = η·λ_max/h*.
+
+MPI runs with the forced round-robin order (schedule ``mpi_round_robin``) have the constant delay
+τ = k − 1, so they are drawn against the closed forms like the simulated constant delays.
 """
 
 import math
@@ -146,7 +153,14 @@ class _Task:
     def growth_run(self):
         return math.isfinite(self.growth)
 
+    @property
+    def constant_delay(self):
+        """True when the delay is constant after warm-up (the closed forms apply)."""
+        return self.schedule in ("constant", "round_robin", "mpi_round_robin")
+
     def delay_label(self):
+        if self.schedule == "mpi_round_robin":
+            return f"MPI round robin k={_fmt(self.workers)} (τ={_fmt(self.tau)})"
         if self.mode == "mpi":
             return f"MPI k={_fmt(self.workers)}"
         if self.schedule == "constant":
@@ -243,7 +257,7 @@ def plot_task(h5file, task_name, png_path):
         ax_a.plot(ls[0][ok], ls[1][ok], color="tab:blue", linewidth=1.0, label="measured log‖s_t‖")
     th = t.theory("log_state_norm")
     if th is not None:
-        src = "log ρ (charpoly)" if t.schedule in ("constant", "round_robin") and t.mode != "mpi" else "Lyapunov replay"
+        src = "log ρ (charpoly)" if t.constant_delay else "Lyapunov replay"
         ax_a.plot(th[0], th[1], color="black", linestyle="--", linewidth=1.2,
                   label=f"theory: slope {_fmt(t.predicted)} ({src})")
     if t.growth_run:
@@ -291,7 +305,7 @@ def plot_task(h5file, task_name, png_path):
             p = 1.0 / t.workers
             ax_c.plot(s, total * p * (1 - p) ** s, color="black", marker=".", linestyle="--",
                       label="theory: Geometric(1/N) − 1, mean N − 1")
-        elif t.schedule in ("constant", "round_robin"):
+        elif t.constant_delay:
             ax_c.axvline(t.tau, color="black", linestyle="--", label=f"theory: τ = {_fmt(t.tau)} (after warm-up)")
         ax_c.set_xlabel("staleness τ_t = t − v_t")
         ax_c.set_ylabel("updates")
@@ -357,31 +371,60 @@ def _plot_threshold_vs_delay(ax, tasks, experiment):
     ax.grid(True, alpha=0.3, which="both")
 
 
+def _measured_threshold(points):
+    """Zero crossing in h of the measured growth rate between the largest stable and the smallest
+    unstable point of [(h, growth)], linear in h; nan without a bracket."""
+    stable = [p for p in points if p[1] < 0]
+    unstable = [p for p in points if p[1] > 0]
+    if not stable or not unstable:
+        return math.nan
+    (h1, g1), (h2, g2) = max(stable), min(unstable)
+    if h2 <= h1:
+        return math.nan
+    return h1 - g1 * (h2 - h1) / (g2 - g1)
+
+
 def _plot_momentum(ax, tasks, experiment):
-    taus = sorted({int(t.tau) for t in tasks if math.isfinite(t.tau)})
-    tau = taus[0] if taus else 1
+    taus = sorted({int(t.tau) for t in tasks if math.isfinite(t.tau)}) or [1]
     damp = next((t.damp for t in tasks if math.isfinite(t.damp)), 0.0)
     g = np.linspace(0.0, 0.97, 40)
-    hb = np.array([charpoly_threshold("server_momentum", tau, x, damp) for x in g])
-    sh = np.array([charpoly_threshold("shifted_momentum", tau, x, damp) for x in g])
     eff = lambda h, x: h * (1 - damp) / (1 - x)  # noqa: E731  (effective lr h/(1−γ), undamped units)
-    ax.plot(g, eff(hb, g), color="tab:blue", label="theory: PS heavy ball h*/(1−γ)")
-    ax.plot(g, eff(sh, g), color="tab:orange", label="theory: shifted momentum h*/(1−γ)")
-    ax.axhline(h_star(tau), color="black", linestyle="--", label=f"theory: no momentum h*({tau}) = {_fmt(float(h_star(tau)))}")
+    styles = ["-", "--", ":", "-."]
+    for i, tau in enumerate(taus):
+        ls = styles[i % len(styles)]
+        hb = np.array([charpoly_threshold("server_momentum", tau, x, damp) for x in g])
+        sh = np.array([charpoly_threshold("shifted_momentum", tau, x, damp) for x in g])
+        ax.plot(g, eff(hb, g), color="tab:blue", linestyle=ls, label=f"theory τ={tau}: PS heavy ball h*/(1−γ)")
+        ax.plot(g, eff(sh, g), color="tab:orange", linestyle=ls, label=f"theory τ={tau}: shifted momentum h*/(1−γ)")
+        ax.axhline(float(h_star(tau)), color="black", linestyle=ls, linewidth=0.9,
+                   label=f"theory τ={tau}: no momentum h*({tau}) = {_fmt(float(h_star(tau)))}")
+    colors = {"server_momentum": "tab:blue", "shifted_momentum": "tab:orange"}
+    groups = {}
     for t in tasks:
         if not t.growth_run:
             continue
         gam = t.gamma if t.variant != "no_momentum" else 0.0
-        color = {"server_momentum": "tab:blue", "shifted_momentum": "tab:orange"}.get(t.variant, "black")
         marker = "o" if t.growth < 0 else "x"
-        ax.scatter([gam], [t.h * (1 - t.damp) / (1 - gam)], color=color, marker=marker, s=40, zorder=3)
+        ax.scatter([gam], [t.h * (1 - t.damp) / (1 - gam)], color=colors.get(t.variant, "black"), marker=marker, s=30,
+                   zorder=3, alpha=0.6)
+        groups.setdefault((t.variant, gam, t.tau), []).append((t.h, t.growth))
+    first = True
+    for (variant, gam, tau), pts in sorted(groups.items()):
+        h0 = _measured_threshold(pts)
+        if math.isfinite(h0):
+            ax.scatter([gam], [h0 * (1 - damp) / (1 - gam)], color=colors.get(variant, "black"), marker="*", s=140,
+                       edgecolors="black", linewidths=0.6, zorder=4,
+                       label="measured threshold (growth rate = 0 between the bracketing runs)" if first else None)
+            first = False
     ax.scatter([], [], color="grey", marker="o", label="measured: converges")
     ax.scatter([], [], color="grey", marker="x", label="measured: diverges")
     ax.set_yscale("log")
     ax.set_xlabel("momentum γ")
     ax.set_ylabel("effective lr η·λ_max·(1−d)/(1−γ)")
-    ax.set_title(f"{experiment}: momentum under delay τ = {tau} (round robin N = {tau + 1})", fontsize=10)
-    ax.legend(fontsize=8)
+    where = "MPI parameter server, forced round robin" if any(t.mode == "mpi" for t in tasks) else "round robin"
+    ax.set_title(f"{experiment}: momentum under delay τ ∈ {{{', '.join(str(x) for x in taus)}}} ({where}, "
+                 f"N = τ + 1)", fontsize=10)
+    ax.legend(fontsize=7, ncol=2)
     ax.grid(True, alpha=0.3, which="both")
 
 
@@ -404,42 +447,84 @@ def _plot_random(ax, tasks, experiment):
     ax.axhline(0, color="black", linewidth=0.7)
     ax.set_xlabel("h = η·λ_max")
     ax.set_ylabel("growth rate (top Lyapunov exponent)")
-    ax.set_title(f"{experiment}: uniformly random workers — the threshold is not h*(mean staleness)", fontsize=10)
+    who = "free-running MPI workers" if any(t.mode == "mpi" for t in tasks) else "uniformly random workers"
+    ax.set_title(f"{experiment}: {who} — the threshold is the replay's, not h*(mean staleness)", fontsize=10)
     ax.legend(fontsize=7)
     ax.grid(True, alpha=0.3)
 
 
-def _plot_selection(ax, tasks, experiment):
+def _predicted_minimum(eta, lam_s, lam_f, h):
+    """Where a run started at the sharp minimum ends by linear stability with threshold h (§1.4)."""
+    if eta * lam_s < h:
+        return 1.0
+    if eta * lam_f < h:
+        return -1.0
+    return 2.0
+
+
+def _plot_selection(axes, tasks, experiment):
+    ax, ax2 = axes
     code = {"sharp": 1.0, "flat": -1.0, "none": 0.0, "diverged": 2.0}
+    colors = {"sharp": "tab:red", "flat": "tab:green", "none": "grey", "diverged": "black"}
     taus = sorted({t.tau for t in tasks if math.isfinite(t.tau)})
-    for t in tasks:
-        if t.reached not in code:
-            continue
-        jitter = (hash(t.name) % 7 - 3) * 0.04
-        color = {"sharp": "tab:red", "flat": "tab:green", "none": "grey", "diverged": "black"}[t.reached]
-        ax.scatter([t.tau + jitter], [code[t.reached]], color=color, s=40, zorder=3)
-    # Theory: with this experiment's η(τ), where is each minimum linearly stable (§1.4)?
+    free_mpi = any(t.mode == "mpi" and not t.constant_delay for t in tasks)
+    rule = bool(tasks) and tasks[0].lr_rule == "delay_scaled"
     lam_s = _param(tasks[0].g, "sharp_curvature")
     lam_f = _param(tasks[0].g, "flat_curvature")
-    if taus and math.isfinite(lam_s) and math.isfinite(lam_f):
-        x = np.linspace(0, max(taus), 400)
-        if tasks[0].lr_rule == "delay_scaled":
-            eta = tasks[0].lr_input * h_star(x) / 2
+    for i, t in enumerate(sorted(tasks, key=lambda t: t.name)):
+        if t.reached not in code:
+            continue
+        jitter = (i % 7 - 3) * 0.03
+        ax.scatter([t.tau + jitter], [code[t.reached]], color=colors[t.reached], s=40, zorder=3)
+        sharp = t.final_sharpness if math.isfinite(t.final_sharpness) else float("nan")
+        if t.reached == "diverged" or not math.isfinite(sharp):
+            ax2.scatter([t.tau + jitter], [1.3 * lam_s], marker="x", color="black", s=40, zorder=3)
         else:
-            eta = np.full_like(x, tasks[0].eta)
-        sharp_ok = eta * lam_s < h_star(x)
-        flat_ok = eta * lam_f < h_star(x)
-        predicted = np.where(sharp_ok, 1.0, np.where(flat_ok, -1.0, 2.0))
-        ax.plot(x, predicted, color="black", linestyle="--", linewidth=1.2,
-                label="theory: stays at the sharp minimum if η·λ_s < h*(τ), else the flat one if η·λ_f < h*(τ), "
-                      "else diverges")
+            ax2.scatter([t.tau + jitter], [sharp], color=colors[t.reached], s=40, zorder=3)
+        if free_mpi and math.isfinite(t.threshold):
+            # This run's own prediction: the threshold of its replayed staleness sequence (§1.9.2).
+            ax.scatter([t.tau + jitter], [_predicted_minimum(t.eta, lam_s, lam_f, t.threshold)], marker="s", s=110,
+                       facecolors="none", edgecolors="black", zorder=2)
+            ax2.scatter([t.tau + jitter], [t.threshold / t.eta], marker="_", s=200, color="black", zorder=2)
+    if taus and math.isfinite(lam_s) and math.isfinite(lam_f):
+        # The delay is an integer: the theory is drawn at τ = 0, 1, ..., max τ.
+        x = np.arange(0, int(max(taus)) + 1, dtype=float)
+        eta = tasks[0].lr_input * h_star(x) / 2 if rule else np.full_like(x, tasks[0].eta)
+        if not free_mpi:
+            predicted = np.where(eta * lam_s < h_star(x), 1.0, np.where(eta * lam_f < h_star(x), -1.0, 2.0))
+            for i, (xi, yi) in enumerate(zip(x, predicted)):
+                ax.plot([xi - 0.3, xi + 0.3], [yi, yi], color="black", linestyle="--", linewidth=1.5,
+                        label="theory: stays at the sharp minimum if η·λ_s < h*(τ), else the flat one if "
+                              "η·λ_f < h*(τ), else diverges" if i == 0 else None)
+            ax2.plot(x, h_star(x) / eta, color="black", linestyle="--", marker="D", markersize=5, linewidth=1.2,
+                     label="theory: stability edge h*(τ)/η (minima sharper than this are unstable)"
+                           + (" = 2/η₀ for every τ" if rule else ""))
+        else:
+            ax.scatter([], [], marker="s", s=110, facecolors="none", edgecolors="black",
+                       label="theory: the run's replayed staleness sequence (threshold h of §1.9.2)")
+            ax2.scatter([], [], marker="_", s=200, color="black", label="theory: edge h/η of the run's replayed sequence")
+            ax2.plot(x, h_star(x) / eta, color="grey", linestyle=":", marker="D", markersize=4, linewidth=1.0,
+                     label="constant delay τ = k − 1: h*(τ)/η (not this run's delays)")
+        ax2.axhline(lam_s, color="tab:red", linestyle=":", linewidth=1, label=f"sharp minimum λ_s = {_fmt(lam_s)}")
+        ax2.axhline(lam_f, color="tab:green", linestyle=":", linewidth=1, label=f"flat minimum λ_f = {_fmt(lam_f)}")
     ax.set_yticks([-1, 0, 1, 2])
     ax.set_yticklabels(["flat (−1)", "none", "sharp (+1)", "diverged"])
-    ax.set_xlabel("delay τ")
-    rule = "lr rule η_τ = η₀ sin(π/(4τ+2))" if tasks and tasks[0].lr_rule == "delay_scaled" else f"fixed η = {_fmt(tasks[0].eta)}"
-    ax.set_title(f"{experiment}: minimum reached from the sharp minimum ({rule})", fontsize=10)
-    ax.legend(fontsize=7, loc="lower left")
+    mpi = any(t.mode == "mpi" for t in tasks)
+    xlabel = "delay τ" if not mpi else ("τ = k − 1 (k workers, forced round robin)" if not free_mpi
+                                         else "k − 1 (k free-running workers)")
+    ax.set_xlabel(xlabel)
+    ax2.set_xlabel(xlabel)
+    what = "lr rule η_τ = η₀ sin(π/(4τ+2))" if rule else f"fixed η = {_fmt(tasks[0].eta)}"
+    ax.set_title(f"{experiment}: minimum reached from the sharp minimum ({what})", fontsize=10)
+    ax.set_ylim(-1.5, 2.4)
+    ax.legend(fontsize=7, loc="upper right")
     ax.grid(True, alpha=0.3)
+    ax2.set_yscale("log")
+    ax2.set_ylabel("sharpness λ_max(∇²L) reached (x: diverged)")
+    ax2.set_title(f"{experiment}: sharpness reached vs the stability edge", fontsize=10)
+    ax2.set_ylim(0.6, 2.2 * max(lam_s, 1.0) if math.isfinite(lam_s) else None)
+    ax2.legend(fontsize=7, loc="upper right")
+    ax2.grid(True, alpha=0.3, which="both")
 
 
 def _plot_generic(ax, tasks, experiment):
@@ -463,12 +548,16 @@ def plot_experiment(h5file, experiment, task_names, png_path):
     tasks = [_Task(h5file, n) for n in task_names]
     if not tasks:
         return
-    fig, ax = plt.subplots(1, 1, figsize=(10, 6.5), layout="constrained")
     problems = {t.problem for t in tasks}
     variants = {t.variant for t in tasks}
     if problems == {"two_minima"}:
-        _plot_selection(ax, tasks, experiment)
-    elif all(t.growth_run for t in tasks) and any(t.schedule == "uniform_random" or t.mode == "mpi" for t in tasks):
+        fig, axes = plt.subplots(1, 2, figsize=(16, 6.5), layout="constrained")
+        _plot_selection(axes, tasks, experiment)
+        fig.savefig(png_path, dpi=80)
+        plt.close(fig)
+        return
+    fig, ax = plt.subplots(1, 1, figsize=(10, 6.5), layout="constrained")
+    if all(t.growth_run for t in tasks) and any(not t.constant_delay for t in tasks):
         _plot_random(ax, tasks, experiment)
     elif all(t.growth_run for t in tasks) and (variants != {"no_momentum"} or len({t.tau for t in tasks}) == 1):
         _plot_momentum(ax, tasks, experiment)

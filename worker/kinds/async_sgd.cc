@@ -7,7 +7,8 @@
 // the two-minima loss of T1.6, least squares, logistic regression or a small MLP. The delays come
 // from a simulated schedule (MODE_SIMULATED: constant τ, round robin, uniformly random worker —
 // deterministic, bitwise reproducible, §1.9.3) or from a real parameter server on 1 + k MPI ranks
-// (MODE_MPI, worker/parameter_server.h; staleness measured per update, §1.9.1).
+// (MODE_MPI, worker/parameter_server.h; staleness measured per update, §1.9.1), free-running or
+// with the forced round-robin order (staleness exactly min(t, k − 1): the closed forms apply, T1.3).
 //
 // Records (§0.5, §1.10): per recorded update the loss, the distance to the reference minimum, log‖s_t‖
 // of the stacked state (§0.2), the momentum-buffer norm, w (dim ≤ 16), the sharpness on a cadence;
@@ -17,9 +18,12 @@
 // predicted log ρ, the measured and replayed growth rates, the replay threshold, the staleness
 // histogram, w0, the reference minimum, w_final. Attributes: outcome (converged | diverged; a diverged
 // run ends cleanly with status_detail "diverged"), minimum_reached, verdict, verdict_detail.
+#include <time.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -29,7 +33,9 @@
 #include "common/experiment_kind.h"
 #include "proto/gdlab.pb.h"
 #include "worker/numerics/async_sgd.h"
+#include "worker/numerics/relu_minima_stability.h"
 #include "worker/parameter_server.h"
+#include "worker/parameter_server_mpi.h"
 
 namespace gdlab {
 namespace {
@@ -63,6 +69,7 @@ struct AsyncSgdConfig {
   Mode mode = Mode::Simulated;
   as::ProblemConfig problem;
   std::string problem_name;
+  std::string data_name;  // problem.mlp.idx: where the data came from
   int dim = 0;
   bool stochastic = false;  // the gradient draws randomness (minibatches or noise)
   bool convex = false;      // quadratic, least squares, logistic: one minimum
@@ -94,6 +101,7 @@ struct AsyncSgdConfig {
   double peer_timeout_s = 10;
   std::uint64_t latency_seed = 0;
   std::vector<std::uint64_t> worker_seeds;  // index = worker rank 1..k (0 unused)
+  bool mpi_round_robin = false;             // mpi.schedule = SCHEDULE_ROUND_ROBIN
   // Common.
   std::uint64_t gradient_seed = 0, sharpness_seed = 0;
   std::int64_t record_every = 0, sharpness_every = 0;
@@ -104,10 +112,22 @@ struct AsyncSgdConfig {
 
   int nominal_tau() const { return mode == Mode::Mpi ? mpi_workers - 1 : as::nominal_delay(schedule); }
   int workers() const { return mode == Mode::Mpi ? mpi_workers : as::schedule_workers(schedule); }
+  // Random (or real, free-running) delays: the closed forms do not apply, the replay does (§1.6, §1.9.2).
   bool random_delays() const {
-    return mode == Mode::Mpi || schedule.kind == as::ScheduleKind::UniformRandom;
+    return (mode == Mode::Mpi && !mpi_round_robin) ||
+           (mode == Mode::Simulated && schedule.kind == as::ScheduleKind::UniformRandom);
+  }
+  std::string schedule_attribute() const {
+    return mode == Mode::Mpi ? (mpi_round_robin ? "mpi_round_robin" : "mpi") : schedule_name;
   }
 };
+
+// CPU seconds of the calling thread.
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
 
 std::string fmt(double v) {
   char buf[32];
@@ -158,7 +178,7 @@ class AsyncSgdTask : public PreparedTask {
 
   std::string summary() const override {
     std::ostringstream s;
-    s << c_.problem_name << " dim=" << c_.dim;
+    s << c_.problem_name << (c_.data_name.empty() ? "" : " " + c_.data_name) << " dim=" << c_.dim;
     if (c_.problem.kind == as::ProblemConfig::Kind::Quadratic)
       s << " lambda_max=" << fmt(c_.problem.quadratic.eigenvalues.maxCoeff());
     if (c_.mode == Mode::Simulated) {
@@ -166,7 +186,8 @@ class AsyncSgdTask : public PreparedTask {
       if (c_.schedule.kind == as::ScheduleKind::Constant) s << " tau=" << c_.schedule.tau;
       else s << " N=" << c_.schedule.workers;
     } else {
-      s << " MPI k=" << c_.mpi_workers << " S=" << c_.staleness_bound << " latency=" << c_.latency_name;
+      s << " MPI k=" << c_.mpi_workers << (c_.mpi_round_robin ? " round_robin" : " S=" + std::to_string(c_.staleness_bound))
+        << " latency=" << c_.latency_name;
     }
     s << " lr=" << fmt(c_.lr) << " (" << c_.lr_rule_name << ") " << c_.variant_name;
     if (c_.variant != as::MomentumVariant::None) s << " gamma=" << fmt(c_.momentum) << " d=" << fmt(c_.dampening);
@@ -286,8 +307,9 @@ class AsyncSgdTask : public PreparedTask {
     }
     rec.set_attribute("mode", c_.mode == Mode::Mpi ? "mpi" : "simulated");
     rec.set_attribute("problem", c_.problem_name);
+    if (!c_.data_name.empty()) rec.set_attribute("data", c_.data_name);
     rec.set_attribute("dim", static_cast<double>(c_.dim));
-    rec.set_attribute("schedule", c_.mode == Mode::Mpi ? "mpi" : c_.schedule_name);
+    rec.set_attribute("schedule", c_.schedule_attribute());
     rec.set_attribute("variant", c_.variant_name);
     rec.set_attribute("lr_rule", c_.lr_rule_name);
     rec.set_attribute("lr", s.eta);
@@ -467,6 +489,7 @@ class AsyncSgdTask : public PreparedTask {
     o.staleness_bound = c_.staleness_bound;
     o.latency = c_.latency;
     o.seed = c_.latency_seed;
+    o.order = c_.mpi_round_robin ? ps::Order::RoundRobin : ps::Order::Free;
     o.peer_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(c_.peer_timeout_s * 1000)));
     return o;
   }
@@ -475,8 +498,13 @@ class AsyncSgdTask : public PreparedTask {
     const std::unique_ptr<as::Problem> problem = as::make_problem(c_.problem);
     const int worker = group.group_rank();
     Rng rng(c_.worker_seeds.at(static_cast<size_t>(worker)));
+    VectorXd w_read(c_.dim), g(c_.dim);  // the Problem interface takes vectors: one copy each way
     ps::run_worker(group.transport(), ps_options(), worker,
-                   [&](const VectorXd& w, VectorXd& g) { problem->stochastic_gradient(w, rng, g); });
+                   [&](Eigen::Ref<const VectorXd> w, Eigen::Ref<VectorXd> out) {
+                     w_read = w;
+                     problem->stochastic_gradient(w_read, rng, g);
+                     out = g;
+                   });
   }
 
   void run_server(Recorder& rec, GroupContext& group) const {
@@ -512,23 +540,43 @@ class AsyncSgdTask : public PreparedTask {
     Outcome o;
     const auto start = std::chrono::steady_clock::now();
     auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+    // The per-update log (§1.9.1): kept in a preallocated buffer and written in chunks (4096 updates,
+    // or 0.25 s: the recorder's appends are also when the worker ships chunks to the coordinator and
+    // notices a cancel), so that the recorder is not called inside every exchange.
+    constexpr size_t kLogChunk = 4096;
+    constexpr double kLogFlushSeconds = 0.25;
+    std::vector<std::pair<ps::Update, double>> log;
+    log.reserve(kLogChunk);
+    double last_flush = 0;
+    auto flush_log = [&] {
+      last_flush = seconds();
+      for (const auto& [u, time] : log) {
+        const std::int64_t t = u.index + 1;
+        rec.append("observables/staleness", t, time, static_cast<double>(u.staleness));
+        rec.append("observables/worker_id", t, time, static_cast<double>(u.worker));
+        rec.append("observables/read_version", t, time, static_cast<double>(u.version_read));
+        rec.append("observables/applied_version", t, time, static_cast<double>(u.version_applied));
+        rec.append("observables/latency_ms", t, time, u.latency_ms);
+        rec.append("observables/injected_ms", t, time, u.injected_ms);
+      }
+      log.clear();
+    };
     VectorXd w = s.w0;
     double last_time = 0;
+    const double cpu_start = thread_cpu_seconds();
     const std::int64_t applied = ps::run_server(
         group.transport(), ps_options(), w,
-        [&](const ps::Update& u, const VectorXd& g, VectorXd& wt) { optimizer.apply(u.worker, g, wt); },
-        [&](const ps::Update& u, const VectorXd& wt) {
+        [&](const ps::Update& u, Eigen::Ref<const VectorXd> g, VectorXd& wt) { optimizer.apply(u.worker, g, wt); },
+        [&](const ps::Update& u, Eigen::Ref<const VectorXd> w_now) {
           const std::int64_t t = u.index + 1;
           const double time = seconds();
           last_time = time;
-          rec.append("observables/staleness", t, time, static_cast<double>(u.staleness));
-          rec.append("observables/worker_id", t, time, static_cast<double>(u.worker));
-          rec.append("observables/read_version", t, time, static_cast<double>(u.version_read));
-          rec.append("observables/applied_version", t, time, static_cast<double>(u.version_applied));
-          rec.append("observables/latency_ms", t, time, u.latency_ms);
-          rec.append("observables/injected_ms", t, time, u.injected_ms);
+          log.emplace_back(u, time);
+          if (log.size() == kLogChunk || time - last_flush >= kLogFlushSeconds) flush_log();
           sequence.push_back({u.worker, u.version_read});
-          ring[static_cast<size_t>(t % (L + 1))] = wt;
+          // w_t (in the server's send buffer over the MPI link) goes into the ring of the stacked state.
+          VectorXd& wt = ring[static_cast<size_t>(t % (L + 1))];
+          wt = w_now;
           log_norms.push_back(state_log_norm(t));
           if (record_now(t)) sr.record(t, time, wt, 0.0, log_norms.back(), optimizer.buffer_norm());
           sr.maybe_record_sharpness(t, time, wt, false);
@@ -541,7 +589,17 @@ class AsyncSgdTask : public PreparedTask {
           }
           if (linear && (wt - center).norm() < std::exp(kMpiLogFloor)) return false;
           return true;
+        },
+        // Out of place over the MPI link: the new weights are written where they are sent from.
+        [&](const ps::Update& u, Eigen::Ref<const VectorXd> g, Eigen::Ref<const VectorXd> wt, Eigen::Ref<VectorXd> next) {
+          optimizer.apply_into(u.worker, g, wt, next);
         });
+    // The server rank's CPU time against the wall time (idle ranks must not spin: platform.md §2).
+    const double server_cpu = thread_cpu_seconds() - cpu_start;
+    const double server_wall = seconds();
+    rec.set_attribute("server_cpu_seconds", server_cpu);
+    rec.set_attribute("server_wall_seconds", server_wall);
+    flush_log();
     o.updates_done = applied;
     sr.record(applied, last_time, w, 0.0, log_norms.back(), optimizer.buffer_norm());
     sr.maybe_record_sharpness(applied, last_time, w, true);
@@ -553,6 +611,31 @@ class AsyncSgdTask : public PreparedTask {
     }
     o.state_lookback = L;
     if (sequence.size() > static_cast<size_t>(applied)) sequence.resize(static_cast<size_t>(applied));
+    if (c_.mpi_round_robin) {
+      // T1.3 check 1: under the forced order, update t is worker (t mod k) + 1's gradient at version
+      // max(t − k + 1, 0), i.e. staleness min(t, k − 1), exactly the simulated round robin's.
+      as::ScheduleConfig rr;
+      rr.kind = as::ScheduleKind::RoundRobin;
+      rr.workers = c_.mpi_workers;
+      const std::vector<as::ScheduledUpdate> expected = as::make_schedule(rr, applied);
+      o.order_mismatches = 0;
+      for (size_t t = 0; t < sequence.size(); ++t)
+        if (sequence[t].worker != expected[t].worker || sequence[t].version_read != expected[t].version_read)
+          ++o.order_mismatches;
+    }
+    if (!c_.stochastic) {
+      // T1.3 check 2 (and the plumbing of T1.4): the offline replay of the logged (worker, version)
+      // sequence with the same optimiser, in the same operation order, must reproduce w bit for bit.
+      as::ServerOptimizer replay_optimizer(optimizer_config(s.eta), c_.dim);
+      as::EngineOptions eo;
+      eo.updates = applied;
+      eo.divergence_bound = std::numeric_limits<double>::infinity();
+      const as::EngineResult r = as::run_delayed(p, replay_optimizer, s.w0, sequence, eo);
+      o.replay_w_checked = true;
+      o.replay_w_bitwise = r.w_final.size() == w.size() &&
+                           std::memcmp(r.w_final.data(), w.data(), sizeof(double) * static_cast<size_t>(w.size())) == 0;
+      o.replay_w_rel_error = (r.w_final - w).norm() / std::max(w.norm(), std::numeric_limits<double>::min());
+    }
     finish(rec, s, sr, sequence, o);
   }
 
@@ -567,6 +650,10 @@ class AsyncSgdTask : public PreparedTask {
     double final_log_distance = kNaN;  // linear mode
     int state_lookback = -1;
     bool reached_zero = false;  // linear mode: the state became exactly 0 (converged exactly)
+    std::int64_t order_mismatches = -1;  // MPI round robin: updates off the round-robin schedule
+    bool replay_w_checked = false;       // MPI, deterministic gradients: w_T against the offline replay
+    bool replay_w_bitwise = false;
+    double replay_w_rel_error = kNaN;
   };
 
   void finish(Recorder& rec, const Setup& s, const StateRecorder& sr, const std::vector<as::ScheduledUpdate>& sequence,
@@ -633,6 +720,20 @@ class AsyncSgdTask : public PreparedTask {
     };
     auto note = [&](const std::string& text) { detail += (detail.empty() ? "" : "; ") + text; };
     if (!s.single_interval) note("warning: the stable set of the charpoly is not one interval");
+    if (o.order_mismatches >= 0) {
+      rec.set_attribute("order_mismatches", static_cast<double>(o.order_mismatches));
+      check(o.order_mismatches == 0,
+            "round-robin order: " + std::to_string(o.order_mismatches) + " of " + std::to_string(sequence.size()) +
+                " updates off the schedule worker (t mod k) + 1, staleness min(t, k - 1) = " +
+                std::to_string(c_.mpi_workers - 1) + " after warm-up");
+    }
+    if (o.replay_w_checked) {
+      rec.set_attribute("replay_w_bitwise", o.replay_w_bitwise ? "yes" : "no");
+      put_scalar(rec, "parameters/replay_w_rel_error", o.replay_w_rel_error);
+      check(o.replay_w_bitwise || o.replay_w_rel_error <= 1e-12,
+            std::string("w_T equals the offline replay of the logged (worker, version) sequence ") +
+                (o.replay_w_bitwise ? "bit for bit" : "to a relative error of " + fmt(o.replay_w_rel_error)));
+    }
 
     bool diverged = o.engine_diverged;
     std::string minimum_reached;
@@ -656,8 +757,10 @@ class AsyncSgdTask : public PreparedTask {
       rec.set_attribute("growth_rate", o.growth_rate);
       rec.set_attribute("predicted_growth_rate", predicted);
       const bool one_mode = s.spectrum.size() == 1;
-      const double bound = mpi && one_mode ? c_.tol_replay
-                                           : c_.tol_growth_rel * std::abs(predicted) + c_.tol_growth_abs;
+      // Free-running MPI on a 1-D quadratic: the run is exactly its replay (T1.4); else T1.2's tolerance.
+      const double bound = mpi && c_.random_delays() && one_mode
+                               ? c_.tol_replay
+                               : c_.tol_growth_rel * std::abs(predicted) + c_.tol_growth_abs;
       if (o.reached_zero) {
         rec.set_attribute("reached_zero", "yes");
         check(predicted < 0, "the state became exactly 0 at update " + std::to_string(o.updates_done) +
@@ -670,7 +773,11 @@ class AsyncSgdTask : public PreparedTask {
               "growth rate " + fmt(o.growth_rate) + " vs " + source + " " + fmt(predicted) + " (+-" + fmt(bound) +
                   (marginal ? ", marginal: at the threshold)" : ", same sign)"));
       }
-      if (!c_.random_delays())
+      if (!c_.random_delays() && mpi && one_mode && !o.reached_zero)
+        check(std::abs(o.growth_rate - replayed) <= c_.tol_replay,
+              "growth rate " + fmt(o.growth_rate) + " vs the replay of the logged sequence " + fmt(replayed) + " (+-" +
+                  fmt(c_.tol_replay) + ")");
+      else if (!c_.random_delays())
         note("replayed growth rate " + fmt(replayed));
       diverged = diverged || o.growth_rate > 0;
       // Theory line: the predicted slope through the measured points of the window.
@@ -830,6 +937,65 @@ VectorXd read_vector(const google::protobuf::RepeatedField<double>& values, cons
   return v;
 }
 
+// problem.mlp.idx: the data of the MLP from IDX files (MNIST's format), read with
+// relu_minima_stability's loader (worker/numerics/relu_minima_stability.h).
+void load_mlp_idx(const pb::AsyncSgdMlp& m, const TaskContext& context, AsyncSgdConfig& c) {
+  namespace rs = relu_stability;
+  const auto& p = m.idx();
+  if (m.has_n() || m.has_d() || m.has_teacher_hidden() || m.has_noise() || m.has_seed())
+    throw SpecError("problem.mlp.idx", "n, d, teacher_hidden, noise and seed describe the synthetic teacher data: "
+                                       "leave them unset with idx (n = idx.num_samples, d = the pixels of an image)");
+  if (p.images().empty()) throw SpecError("problem.mlp.idx.images", "required (path of an IDX image file)");
+  if (p.labels().empty()) throw SpecError("problem.mlp.idx.labels", "required (path of an IDX label file)");
+  if (p.classes_size() == 0)
+    throw SpecError("problem.mlp.idx.classes", "the class subset is empty: list the labels to use (e.g. [0, 1])");
+  for (int i = 0; i < p.classes_size(); ++i) {
+    const int cl = p.classes(i);
+    if (cl < 0 || cl > 255)
+      throw SpecError("problem.mlp.idx.classes", "labels are bytes: must be in [0, 255] (got " + std::to_string(cl) + ")");
+    for (int j = 0; j < i; ++j)
+      if (p.classes(j) == cl)
+        throw SpecError("problem.mlp.idx.classes", "class " + std::to_string(cl) + " is listed twice");
+  }
+  if (p.target() == pb::AsyncSgdIdx::TARGET_PLUS_MINUS_ONE && p.classes_size() != 2)
+    throw SpecError("problem.mlp.idx.classes", "TARGET_PLUS_MINUS_ONE needs exactly two classes (got " +
+                                                   std::to_string(p.classes_size()) + ")");
+  if (p.num_samples() < 1 || p.num_samples() > 100'000)
+    throw SpecError("problem.mlp.idx.num_samples", "required, in [1, 100000] (got " + std::to_string(p.num_samples()) + ")");
+  require_positive(p.pixel_scale(), "problem.mlp.idx.pixel_scale");
+  auto resolve = [&](const std::string& path, const char* field) {
+    try {
+      return context.resolve_path(path);
+    } catch (const InputError& e) {
+      throw SpecError(field, e.what());
+    }
+  };
+  rs::IdxOptions o;
+  o.images_path = resolve(p.images(), "problem.mlp.idx.images");
+  o.labels_path = resolve(p.labels(), "problem.mlp.idx.labels");
+  o.classes.assign(p.classes().begin(), p.classes().end());
+  o.num_samples = p.num_samples();
+  o.pixel_scale = p.pixel_scale();
+  o.target = p.target() == pb::AsyncSgdIdx::TARGET_LABEL ? rs::IdxTarget::Label : rs::IdxTarget::PlusMinusOne;
+  o.selection = p.selection() == pb::AsyncSgdIdx::SELECTION_RANDOM ? rs::IdxSelection::Random : rs::IdxSelection::First;
+  o.seed = p.seed() ? p.seed() : context.experiment_seed(kProblemStream);
+  o.standardize = p.standardize_targets();
+  rs::RegressionData data = rs::load_idx(o);  // InputError naming the file on a bad or short file
+  if (data.X.cols() > 100'000) throw SpecError("problem.mlp.idx.images", "images of more than 100000 pixels");
+  auto& mc = c.problem.mlp;
+  mc.n = static_cast<int>(data.X.rows());
+  mc.d = static_cast<int>(data.X.cols());
+  mc.inputs = std::make_shared<const MatrixXd>(std::move(data.X));
+  mc.targets = std::make_shared<const VectorXd>(std::move(data.y));
+  std::string classes;
+  for (int cl : o.classes) {
+    if (!classes.empty()) classes.push_back(',');
+    classes.append(std::to_string(cl));
+  }
+  c.data_name = "idx(" + p.images() + ", classes {" + classes + "}, n = " + std::to_string(mc.n) + ", d = " +
+                std::to_string(mc.d) + ")";
+}
+
 class AsyncSgdKind : public ExperimentKind {
  public:
   std::string_view name() const override { return "async_sgd"; }
@@ -965,7 +1131,12 @@ class AsyncSgdKind : public ExperimentKind {
         mc.init_seed = m.init_seed() ? m.init_seed() : context.experiment_seed(kInitStream);
         c.pretrain_steps = m.pretrain_steps();
         c.pretrain_grad_tol = m.pretrain_grad_tol();
-        c.dim = m.hidden() * (m.d() + 2) + 1;
+        int d = m.d();
+        if (m.has_idx()) {
+          load_mlp_idx(m, context, c);
+          d = c.problem.mlp.d;
+        }
+        c.dim = m.hidden() * (d + 2) + 1;
         c.stochastic = batch > 0;
         break;
       }
@@ -1106,6 +1277,10 @@ class AsyncSgdKind : public ExperimentKind {
           c.latency_name = "none";
       }
       c.latency_seed = m.seed() ? m.seed() : context.task_seed(kLatencyStream);
+      c.mpi_round_robin = m.schedule() == pb::AsyncSgdMpi::SCHEDULE_ROUND_ROBIN;
+      if (c.mpi_round_robin && c.staleness_bound != -1)
+        throw SpecError("mpi.staleness_bound", "must be -1 with schedule SCHEDULE_ROUND_ROBIN (the order already fixes "
+                                               "the staleness at k - 1 = " + std::to_string(c.mpi_workers - 1) + ")");
       c.worker_seeds.resize(static_cast<size_t>(c.mpi_workers) + 1, 0);
       for (int k = 1; k <= c.mpi_workers; ++k)
         c.worker_seeds[static_cast<size_t>(k)] = context.task_seed(kWorkerStreamBase + static_cast<std::uint64_t>(k));

@@ -116,6 +116,11 @@ struct Unit {
   UnitType type = UnitType::Curve;
   std::uint32_t stream = 0;
   std::uint64_t block = 0;
+  // Grid sizes before this index already hold A samples in the stream's merged prefix when the
+  // unit is handed out (lists fill in order of N, since C_N falls with N), so the worker skips
+  // them: their samples from this block could never be used. It changes only wasted work, never
+  // the result (a list full then is full at this block's merge).
+  std::uint32_t first_open = 0;
 };
 
 std::string encode_unit(const Unit& u) {
@@ -123,6 +128,7 @@ std::string encode_unit(const Unit& u) {
   w.put(static_cast<std::uint8_t>(u.type));
   w.put(u.stream);
   w.put(u.block);
+  w.put(u.first_open);
   return w.take();
 }
 
@@ -134,6 +140,7 @@ Unit decode_unit(const std::string& s) {
   u.type = static_cast<UnitType>(type);
   u.stream = r.get<std::uint32_t>();
   u.block = r.get<std::uint64_t>();
+  u.first_open = r.get<std::uint32_t>();
   r.expect_end();
   return u;
 }
@@ -325,14 +332,17 @@ class InterpolatorMerger : public UnitMerger {
       StreamState& s = curve_[r];
       if (s.done || s.outstanding() >= kPerStream) continue;
       if (s.handed * c_->guesses_per_unit >= c_->max_guesses_per_stream) continue;
-      return encode_unit({UnitType::Curve, static_cast<std::uint32_t>(r), s.handed++});
+      std::uint32_t first_open = 0;
+      while (first_open + 1 < s.kept.size() && s.kept[first_open].size() >= static_cast<std::size_t>(c_->accepted_per_n))
+        ++first_open;
+      return encode_unit({UnitType::Curve, static_cast<std::uint32_t>(r), s.handed++, first_open});
     }
     if (!p_star_.done && p_star_.handed < p_star_blocks_ && p_star_.outstanding() < kTotal / 2)
-      return encode_unit({UnitType::PStar, 0, p_star_.handed++});
+      return encode_unit({UnitType::PStar, 0, p_star_.handed++, 0});
     for (std::size_t r = 0; r < sgd_.size(); ++r)
       if (!sgd_handed_[r]) {
         sgd_handed_[r] = true;
-        return encode_unit({UnitType::Sgd, static_cast<std::uint32_t>(r), 0});
+        return encode_unit({UnitType::Sgd, static_cast<std::uint32_t>(r), 0, 0});
       }
     return std::nullopt;
   }
@@ -669,9 +679,12 @@ class RandomInterpolatorTask : public PreparedTask {
     switch (unit.type) {
       case UnitType::Curve: {
         if (unit.stream >= static_cast<std::uint32_t>(c_->streams)) throw TransportError("unit of an unknown stream");
+        if (unit.first_open >= c_->n_grid.size()) throw TransportError("unit with an unknown grid index");
         const std::uint64_t g0 = unit.block * c_->guesses_per_unit;
-        b = c_->sampler->run_block(static_cast<int>(unit.stream), g0, g0 + c_->guesses_per_unit, c_->n_grid,
+        const std::span<const int> open(c_->n_grid.data() + unit.first_open, c_->n_grid.size() - unit.first_open);
+        b = c_->sampler->run_block(static_cast<int>(unit.stream), g0, g0 + c_->guesses_per_unit, open,
                                    c_->accepted_per_n);
+        b.kept.insert(b.kept.begin(), unit.first_open, {});  // the full lists: nothing kept
         break;
       }
       case UnitType::PStar: {

@@ -264,18 +264,29 @@ void LogisticProblem::hessian_vector(const VectorXd& w, const VectorXd& v, Vecto
 // ---- one-hidden-layer tanh MLP ----
 
 MlpProblem::MlpProblem(MlpConfig config) : c_(config) {
+  if (c_.inputs) {
+    // Given data (IDX files): n and d are the data's.
+    if (!c_.targets || c_.targets->size() != c_.inputs->rows() || c_.inputs->rows() < 1 || c_.inputs->cols() < 1)
+      throw std::invalid_argument("MlpProblem: the given inputs and targets must be n×d and n with n, d >= 1");
+    X_ = *c_.inputs;
+    y_ = *c_.targets;
+    c_.n = static_cast<int>(X_.rows());
+    c_.d = static_cast<int>(X_.cols());
+  }
   if (c_.n < 1 || c_.d < 1 || c_.hidden < 1 || c_.teacher_hidden < 1)
     throw std::invalid_argument("MlpProblem: n, d, hidden, teacher_hidden must be >= 1");
-  Rng rng(c_.data_seed);
-  X_ = gaussian_matrix(rng, c_.n, c_.d, 1.0);
-  const int ht = c_.teacher_hidden;
-  const MatrixXd Wt = gaussian_matrix(rng, ht, c_.d, 1.0 / std::sqrt(static_cast<double>(c_.d)));
-  const VectorXd bt = gaussian_vector(rng, ht, 0.1);
-  const VectorXd vt = gaussian_vector(rng, ht, 1.0 / std::sqrt(static_cast<double>(ht)));
-  y_.resize(c_.n);
-  for (int j = 0; j < c_.n; ++j) {
-    const VectorXd a = (Wt * X_.row(j).transpose() + bt).array().tanh().matrix();
-    y_(j) = vt.dot(a) + c_.noise * rng.normal();
+  if (!c_.inputs) {
+    Rng rng(c_.data_seed);
+    X_ = gaussian_matrix(rng, c_.n, c_.d, 1.0);
+    const int ht = c_.teacher_hidden;
+    const MatrixXd Wt = gaussian_matrix(rng, ht, c_.d, 1.0 / std::sqrt(static_cast<double>(c_.d)));
+    const VectorXd bt = gaussian_vector(rng, ht, 0.1);
+    const VectorXd vt = gaussian_vector(rng, ht, 1.0 / std::sqrt(static_cast<double>(ht)));
+    y_.resize(c_.n);
+    for (int j = 0; j < c_.n; ++j) {
+      const VectorXd a = (Wt * X_.row(j).transpose() + bt).array().tanh().matrix();
+      y_(j) = vt.dot(a) + c_.noise * rng.normal();
+    }
   }
   const int h = c_.hidden, d = c_.d;
   Rng init(c_.init_seed);
@@ -467,17 +478,17 @@ ServerOptimizer::ServerOptimizer(const OptimizerConfig& config, int dim) : c_(co
   }
 }
 
-void ServerOptimizer::apply(int worker, const VectorXd& g, VectorXd& w) {
+// §1.5: updates the momentum buffer the step uses and returns it; nullptr without momentum (the step
+// is then the gradient itself).
+const VectorXd* ServerOptimizer::momentum_step(int worker, Eigen::Ref<const VectorXd> g) {
   switch (c_.variant) {
     case MomentumVariant::None:
-      w.noalias() -= c_.lr * g;  // A-SGD: w_{t+1} = w_t − η ĝ(w_{t−τ_t}) (§1.3)
-      return;
+      return nullptr;  // A-SGD: w_{t+1} = w_t − η ĝ(w_{t−τ_t}) (§1.3)
     case MomentumVariant::Server: {
       // §1.5 (a)+(b): buf ← γ buf + (1 − d) g; w ← w − η buf.
       VectorXd& buf = buffers_[0];
       buf = c_.momentum * buf + (1.0 - c_.dampening) * g;
-      w.noalias() -= c_.lr * buf;
-      return;
+      return &buf;
     }
     case MomentumVariant::Shifted: {
       // §1.5 (c): worker k's own buffer, updated only when k pushes.
@@ -486,10 +497,26 @@ void ServerOptimizer::apply(int worker, const VectorXd& g, VectorXd& w) {
                                 std::to_string(c_.workers));
       VectorXd& buf = buffers_[static_cast<size_t>(worker - 1)];
       buf = c_.momentum * buf + (1.0 - c_.dampening) * g;
-      w.noalias() -= c_.lr * buf;
-      return;
+      return &buf;
     }
   }
+  return nullptr;
+}
+
+void ServerOptimizer::apply(int worker, Eigen::Ref<const VectorXd> g, VectorXd& w) {
+  if (const VectorXd* buf = momentum_step(worker, g))
+    w.noalias() -= c_.lr * *buf;
+  else
+    w.noalias() -= c_.lr * g;
+}
+
+void ServerOptimizer::apply_into(int worker, Eigen::Ref<const VectorXd> g, Eigen::Ref<const VectorXd> w,
+                                 Eigen::Ref<VectorXd> w_next) {
+  // The same operations as apply(), element by element, so both give the same bits.
+  if (const VectorXd* buf = momentum_step(worker, g))
+    w_next.noalias() = w - c_.lr * *buf;
+  else
+    w_next.noalias() = w - c_.lr * g;
 }
 
 void ServerOptimizer::scale_state(double factor) {

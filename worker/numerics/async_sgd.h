@@ -201,7 +201,7 @@ class LogisticProblem : public Problem {
 
 // One-hidden-layer tanh network f(x) = vᵀ tanh(Wx + b) + c with the squared loss
 // L = (1/2n)Σ_j (f(x_j) − y_j)², on x_j ~ N(0, I_d) labelled by a random teacher of the same form with
-// `teacher_hidden` units (plus noise). Parameters packed as θ = (vec_rowmajor(W) [h×d], b [h], v [h], c).
+// `teacher_hidden` units (plus noise), or on given data (MlpConfig::inputs/targets, e.g. MNIST). Parameters packed as θ = (vec_rowmajor(W) [h×d], b [h], v [h], c).
 // Initial point: W ~ N(0, init_scale²/d), b = 0, v ~ N(0, init_scale²/h), c = 0. The HVP is exact
 // (Pearlmutter's R-operator on the backward pass).
 struct MlpConfig {
@@ -210,6 +210,10 @@ struct MlpConfig {
   double init_scale = 1;
   int batch_size = 0;
   std::uint64_t data_seed = 0, init_seed = 0;
+  // Given data instead of the teacher (IDX files, loaded by the kind with the loader of
+  // worker/numerics/relu_minima_stability.h): n×d inputs and n targets; n and d are then theirs.
+  std::shared_ptr<const MatrixXd> inputs;
+  std::shared_ptr<const VectorXd> targets;
 };
 class MlpProblem : public Problem {
  public:
@@ -278,8 +282,12 @@ struct OptimizerConfig {
 class ServerOptimizer {
  public:
   ServerOptimizer(const OptimizerConfig& config, int dim);
-  // Applies the gradient `g` pushed by worker `worker` (1..workers) to w, in place.
-  void apply(int worker, const VectorXd& g, VectorXd& w);
+  // Applies the gradient `g` pushed by worker `worker` (1..workers) to w, in place. `g` may view a
+  // message buffer (the parameter server applies gradients where they landed).
+  void apply(int worker, Eigen::Ref<const VectorXd> g, VectorXd& w);
+  // The same update out of place, w_next = w − η·step (bit for bit apply()'s result); w_next must
+  // not alias w. The parameter server writes it straight into the buffer it sends the weights from.
+  void apply_into(int worker, Eigen::Ref<const VectorXd> g, Eigen::Ref<const VectorXd> w, Eigen::Ref<VectorXd> w_next);
   // Multiplies every momentum buffer by `factor` (renormalisation of a linear run).
   void scale_state(double factor);
   // Σ‖buf‖² over all buffers (part of the stacked state of §0.2).
@@ -291,6 +299,7 @@ class ServerOptimizer {
   void reset();
 
  private:
+  const VectorXd* momentum_step(int worker, Eigen::Ref<const VectorXd> g);
   OptimizerConfig c_;
   std::vector<VectorXd> buffers_;  // none, one (Server) or `workers` (Shifted)
 };
