@@ -364,6 +364,7 @@ class SpecLoader {
           task.summary = prepared->summary();
           task.ranks_needed = prepared->ranks_needed();
           task.split_into_units = prepared->split_into_units();
+          task.checkpointable = prepared->checkpointable();
         } catch (const SpecError& err) {
           // Point at the sweep axis when the offending field is swept, else at the field itself.
           std::string where = at + "." + kind + "." + err.field();

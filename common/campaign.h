@@ -26,6 +26,7 @@ struct PlannedTask {
   std::string summary;        // the kind's one-line description of the prepared task
   int ranks_needed = 1;       // worker ranks the task runs on at once
   bool split_into_units = false;  // runs as units on any idle workers, merged on rank 0
+  bool checkpointable = false;    // checkpoints itself on request (PreparedTask::checkpointable)
 };
 
 struct Campaign {

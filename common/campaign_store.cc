@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
+#include <functional>
+#include <set>
 
 #include "common/errors.h"
 
@@ -85,7 +87,9 @@ void CampaignStore::write_task_group(h5::Group& tasks, const Campaign& campaign,
 }
 
 CampaignStore CampaignStore::resume(const std::string& path, const Campaign& campaign,
-                                    std::set<std::int64_t>* done_task_ids) {
+                                    std::set<std::int64_t>* done_task_ids,
+                                    const std::map<std::int64_t, std::map<std::string, std::uint64_t>>& cut_back,
+                                    std::set<std::int64_t>* cut_back_done) {
   const auto locking = campaign.spec.store().locking() == pb::StoreOptions::LOCKING_OFF ? h5::Locking::Off
                                                                                          : h5::Locking::On;
   CampaignStore store(h5::File::open_read_write(path, locking), campaign);
@@ -105,6 +109,17 @@ CampaignStore CampaignStore::resume(const std::string& path, const Campaign& cam
       done_task_ids->insert(t.task_id);
       continue;
     }
+    if (auto it = cut_back.find(t.task_id); it != cut_back.end() && tasks.exists(t.task_name)) {
+      try {
+        h5::Group g = tasks.open_group(t.task_name);
+        cut_back_task_group(g, it->second);
+        if (cut_back_done) cut_back_done->insert(t.task_id);
+        continue;
+      } catch (const StoreError&) {
+        // The group does not hold what the checkpoint says (it cannot happen when the file was
+        // flushed before the checkpoint was committed, as the coordinator does): start over.
+      }
+    }
     // Anything but a finished task is computed again from scratch: its partial results go, so
     // nothing is ever appended twice (separable kinds are deterministic: the rerun is bitwise
     // the same as an uninterrupted run).
@@ -118,6 +133,67 @@ CampaignStore CampaignStore::resume(const std::string& path, const Campaign& cam
   f.set_attribute("gdlab_status", std::string_view("running"));
   store.flush();
   return store;
+}
+
+namespace {
+// The attributes write_task_group sets; a task cut back to its checkpoint keeps only these.
+bool planned_attribute(const std::string& name) {
+  static const std::set<std::string> planned = {"task_id",     "kind", "experiment", "experiment_index",
+                                                "sweep_point", "seed", "status",     "error"};
+  return planned.count(name) > 0;
+}
+}  // namespace
+
+void CampaignStore::cut_back_task_group(h5::Group& group, const std::map<std::string, std::uint64_t>& rows) {
+  std::set<std::string> found;
+  // Series are groups holding step, time and value; everything else the task wrote (arrays, and
+  // series the checkpoint has not seen) goes, and is written again by the resumed task.
+  std::function<void(h5::Group&, const std::string&)> walk = [&](h5::Group& g, const std::string& prefix) {
+    for (const std::string& name : g.children()) {
+      const std::string path = prefix + name;
+      if (!g.is_group(name)) {
+        if (!(prefix.empty() && name == "config")) g.remove(name);
+        continue;
+      }
+      h5::Group sub = g.open_group(name);
+      if (sub.exists("step") && sub.exists("time") && sub.exists("value") && !sub.is_group("step")) {
+        auto it = rows.find(path);
+        if (it == rows.end()) {
+          g.remove(name);
+          continue;
+        }
+        for (const char* column : {"step", "time", "value"}) sub.open_dataset(column).truncate_rows(it->second);
+        found.insert(path);
+      } else {
+        walk(sub, path + "/");
+      }
+    }
+  };
+  walk(group, "");
+  for (const auto& [path, n] : rows)
+    if (!found.count(path)) throw StoreError("series " + path + " of the checkpoint is not in the file");
+  for (const std::string& name : group.attribute_names())
+    if (!planned_attribute(name)) group.remove_attribute(name);
+  group.set_attribute("status", std::string_view("pending"));
+  group.set_attribute("error", std::string_view(""));
+}
+
+std::map<std::string, std::uint64_t> CampaignStore::series_rows(std::int64_t task_id) {
+  // Every series of the task in the file, not only those appended to since this process opened
+  // it: a task resumed earlier has series it will not touch again until its end.
+  std::map<std::string, std::uint64_t> rows;
+  std::function<void(const h5::Group&, const std::string&)> walk = [&](const h5::Group& g, const std::string& prefix) {
+    for (const std::string& name : g.children()) {
+      if (!g.is_group(name)) continue;
+      h5::Group sub = g.open_group(name);
+      if (sub.exists("step") && sub.exists("value") && !sub.is_group("step"))
+        rows[prefix + name] = sub.open_dataset("step").shape().at(0);
+      else
+        walk(sub, prefix + name + "/");
+    }
+  };
+  walk(open_task(task_id).group, "");
+  return rows;
 }
 
 h5::Group CampaignStore::task_group(std::int64_t task_id) const {
@@ -149,10 +225,21 @@ CampaignStore::Series& CampaignStore::series(OpenTask& task, const pb::SeriesChu
   check_relative_path(chunk.path());
   if (chunk.width() < 1) throw StoreError("series " + chunk.path() + " has width < 1");
   const hsize_t width = static_cast<hsize_t>(chunk.width());
-  // Chunks of about 32 KiB of values (platform.md §6.6: 16 KiB - 1 MiB for small frames).
-  const hsize_t chunk_rows = std::clamp<hsize_t>(4096 / width, 16, 4096);
   Series s;
   s.width = chunk.width();
+  if (task.group.exists(chunk.path() + "/step")) {
+    // A task resumed from its checkpoint continues the series it had (cut back on resume).
+    h5::Group g = task.group.open_group(chunk.path());
+    s.step = g.open_dataset("step");
+    s.time = g.open_dataset("time");
+    s.value = g.open_dataset("value");
+    const std::vector<hsize_t> shape = s.value.shape();
+    if ((width == 1 ? shape.size() != 1 : (shape.size() != 2 || shape[1] != width)))
+      throw StoreError("series " + chunk.path() + " in the file has another width than the resumed task's");
+    return task.series.emplace(chunk.path(), std::move(s)).first->second;
+  }
+  // Chunks of about 32 KiB of values (platform.md §6.6: 16 KiB - 1 MiB for small frames).
+  const hsize_t chunk_rows = std::clamp<hsize_t>(4096 / width, 16, 4096);
   h5::Group g = task.group.require_group(chunk.path());
   s.step = g.create_series("step", h5::ElementType::Int64, 0, chunk_rows);
   s.time = g.create_series("time", h5::ElementType::Float64, 0, chunk_rows);

@@ -24,9 +24,19 @@ class CampaignStore {
   // Reopens a file this campaign was written to: tasks marked done stay (their ids go to
   // `done_task_ids`), every other task group is reset to pending. Throws InputError if the file
   // holds a different spec.
-  static CampaignStore resume(const std::string& path, const Campaign& campaign, std::set<std::int64_t>* done_task_ids);
+  //
+  // `cut_back` (task id -> series path -> rows) names unfinished tasks that continue from a
+  // checkpoint (TaskCheckpointFile): their groups keep exactly those rows of those series, and
+  // lose every other series, array and result attribute, instead of being reset. A task whose
+  // group cannot be cut back (a series shorter than its checkpoint says, or missing) is reset
+  // like any other; the ids of the tasks cut back go to `cut_back_done`.
+  static CampaignStore resume(const std::string& path, const Campaign& campaign, std::set<std::int64_t>* done_task_ids,
+                              const std::map<std::int64_t, std::map<std::string, std::uint64_t>>& cut_back = {},
+                              std::set<std::int64_t>* cut_back_done = nullptr);
 
   void mark_running(std::int64_t task_id, int worker_rank);
+  // Rows of every series of a running task in the file (for a task checkpoint).
+  std::map<std::string, std::uint64_t> series_rows(std::int64_t task_id);
   void append(const pb::TrajectoryChunk& chunk);
   void mark_done(std::int64_t task_id, double wall_seconds);
   void mark_failed(std::int64_t task_id, const std::string& error);
@@ -50,6 +60,8 @@ class CampaignStore {
   };
   CampaignStore(h5::File file, const Campaign& campaign);
   static void write_task_group(h5::Group& tasks, const Campaign& campaign, const PlannedTask& task);
+  // See resume(); throws StoreError when the group does not hold the rows.
+  static void cut_back_task_group(h5::Group& group, const std::map<std::string, std::uint64_t>& rows);
   OpenTask& open_task(std::int64_t task_id);
   h5::Group task_group(std::int64_t task_id) const;
   Series& series(OpenTask& task, const pb::SeriesChunk& chunk);

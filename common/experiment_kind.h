@@ -46,6 +46,21 @@ struct TaskContext {
   std::string resolve_path(const std::string& path) const;
 };
 
+// How a long task that runs in one piece (a parameter server) checkpoints itself. The task asks
+// due() at points where its state is consistent (cheap: a flag), and when it is true calls save()
+// with its whole state; the coordinator then commits that state atomically next to the row counts
+// of the task's series in the file, so --resume cuts the task's results back to exactly what the
+// state has seen and continues from it (nothing lost, nothing appended twice).
+class TaskCheckpointing {
+ public:
+  virtual ~TaskCheckpointing() = default;
+  // True when a checkpoint is wanted now (the coordinator asked: its cadence, SIGUSR1, SIGTERM).
+  virtual bool due() const = 0;
+  // Ships everything recorded so far, then `state` as the checkpoint at `step` (progress, e.g.
+  // updates applied; shown in the log).
+  virtual void save(std::int64_t step, std::string state) = 0;
+};
+
 // Where a running task puts its results. Paths are relative to the task's group in the file:
 // time series under "observables/<name>" (measured) or "theory/<name>" (predicted), fixed arrays
 // under "parameters/<name>", attributes on the task group.
@@ -61,6 +76,8 @@ class Recorder {
   virtual void put_array(std::string_view path, std::vector<std::uint64_t> shape, std::span<const double> data) = 0;
   virtual void set_attribute(std::string_view name, std::string_view text) = 0;
   virtual void set_attribute(std::string_view name, double value) = 0;
+  // Non-null when the task may checkpoint itself (PreparedTask::checkpointable, on the recording rank).
+  virtual TaskCheckpointing* checkpointing() { return nullptr; }
 };
 
 // The ranks a multi-rank task runs on (e.g. a parameter server and its workers), connected by a
@@ -123,6 +140,15 @@ class PreparedTask {
   virtual std::string run_unit(const std::string& unit) {
     (void)unit;
     return {};
+  }
+  // Tasks that checkpoint themselves (through Recorder::checkpointing) and can continue from a
+  // saved state: the coordinator asks them for checkpoints and, on --resume, calls resume_from()
+  // before run()/run_group() on every rank of the task: `state` is the last saved state on the
+  // recording rank (group rank 0) and empty on the others; `step` is the step it was saved at.
+  virtual bool checkpointable() const { return false; }
+  virtual void resume_from(const std::string& state, std::int64_t step) {
+    (void)state;
+    (void)step;
   }
   // One line describing the prepared task (shown by `gdlab validate`).
   virtual std::string summary() const = 0;

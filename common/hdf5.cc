@@ -144,6 +144,23 @@ std::int64_t Object::attribute_int(const std::string& name) const {
   return value;
 }
 
+std::vector<std::string> Object::attribute_names() const {
+  H5O_info_t info;
+  check(H5Oget_info(id(), &info), "H5Oget_info");
+  std::vector<std::string> names;
+  for (hsize_t i = 0; i < info.num_attrs; ++i) {
+    const ssize_t len = H5Aget_name_by_idx(id(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    check(static_cast<herr_t>(len < 0 ? -1 : 0), "H5Aget_name_by_idx");
+    std::string name(static_cast<size_t>(len) + 1, '\0');
+    H5Aget_name_by_idx(id(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(), H5P_DEFAULT);
+    name.resize(static_cast<size_t>(len));
+    names.push_back(std::move(name));
+  }
+  return names;
+}
+
+void Object::remove_attribute(const std::string& name) { check(H5Adelete(id(), name.c_str()), "H5Adelete " + name); }
+
 // ---------------------------------------------------------------------------------- datasets
 
 std::vector<hsize_t> Dataset::shape() const {
@@ -171,6 +188,15 @@ void Dataset::append_raw(const void* data, hid_t mem_type, hsize_t rows) {
   Handle mem_space(check_id(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr), "H5Screate_simple"),
                    H5Sclose);
   check(H5Dwrite(id(), mem_type, mem_space.get(), file_space.get(), H5P_DEFAULT, data), "H5Dwrite");
+}
+
+void Dataset::truncate_rows(hsize_t rows) {
+  std::vector<hsize_t> dims = shape();
+  if (dims.empty() || dims.size() > 2) throw StoreError("truncate: dataset is not a rank-1 or rank-2 series");
+  if (rows > dims[0])
+    throw StoreError("truncate: the series has " + std::to_string(dims[0]) + " rows, fewer than " + std::to_string(rows));
+  dims[0] = rows;
+  check(H5Dset_extent(id(), dims.data()), "H5Dset_extent");
 }
 
 void Dataset::append(std::span<const double> data, hsize_t rows) { append_raw(data.data(), H5T_NATIVE_DOUBLE, rows); }
@@ -259,6 +285,14 @@ Group Group::require_group(const std::string& path) {
 Dataset Group::open_dataset(const std::string& name) const {
   return Dataset(Handle(check_id(H5Dopen2(id(), name.c_str(), H5P_DEFAULT), "H5Dopen2 " + name), H5Dclose));
 }
+
+bool Group::is_group(const std::string& name) const {
+  if (!exists(name)) return false;
+  Handle object(check_id(H5Oopen(id(), name.c_str(), H5P_DEFAULT), "H5Oopen " + name), H5Oclose);
+  return H5Iget_type(object.get()) == H5I_GROUP;
+}
+
+void Group::remove(const std::string& name) { check(H5Ldelete(id(), name.c_str(), H5P_DEFAULT), "H5Ldelete " + name); }
 
 std::vector<std::string> Group::children() const {
   H5G_info_t info;

@@ -53,6 +53,8 @@ class Object {
   std::string attribute_string(const std::string& name) const;
   double attribute_double(const std::string& name) const;
   std::int64_t attribute_int(const std::string& name) const;
+  std::vector<std::string> attribute_names() const;
+  void remove_attribute(const std::string& name);
 
  protected:
   Object() = default;
@@ -71,6 +73,9 @@ class Dataset : public Object {
   // Appends `rows` rows to an extendible dataset of rank 1 (width 0) or rank 2 (width > 0).
   void append(std::span<const double> data, hsize_t rows);
   void append(std::span<const std::int64_t> data, hsize_t rows);
+  // Cuts an extendible series back to its first `rows` rows (a resumed task drops what came after
+  // its checkpoint).
+  void truncate_rows(hsize_t rows);
   std::vector<double> read_doubles() const;
   std::vector<std::int64_t> read_ints() const;
   std::string read_string() const;               // scalar string dataset
@@ -91,6 +96,10 @@ class Group : public Object {
   Group require_group(const std::string& path);
   Dataset open_dataset(const std::string& name) const;
   std::vector<std::string> children() const;
+  // True if `name` is a group (false for a dataset or a missing link).
+  bool is_group(const std::string& name) const;
+  // Unlinks `name` (a group with everything under it, or a dataset).
+  void remove(const std::string& name);
   // Extendible, chunked, shuffle + gzip time series: shape [0] (width 0) or [0][width].
   Dataset create_series(const std::string& name, ElementType type, hsize_t width, hsize_t chunk_rows);
   // Fixed arrays (time independent).

@@ -79,13 +79,54 @@ class ChunkRecorder : public Recorder {
 CampaignRun::CampaignRun(std::int64_t id, Campaign campaign, std::string out_path, bool quiet, bool resume)
     : id_(id), campaign_(std::move(campaign)), out_path_(std::move(out_path)) {
   std::set<std::int64_t> done;
-  store_ = std::make_unique<CampaignStore>(resume ? CampaignStore::resume(out_path_, campaign_, &done)
+  // Tasks that checkpoint themselves continue from their checkpoint: their groups in the file are
+  // cut back to the rows the checkpoint has seen.
+  std::map<std::int64_t, std::map<std::string, std::uint64_t>> cut_back;
+  std::map<std::int64_t, pb::TaskCheckpointFile> saved;
+  std::vector<std::string> notes;
+  if (resume) {
+    for (const auto& t : campaign_.tasks) {
+      if (!t.checkpointable || t.split_into_units) continue;
+      try {
+        std::optional<std::string> payload = read_checkpoint(checkpoint_path(t));
+        if (!payload) continue;
+        pb::TaskCheckpointFile f;
+        if (!f.ParseFromString(*payload) || f.task_id() != t.task_id)
+          throw StoreError(checkpoint_path(t) + ": not a checkpoint of " + t.task_name);
+        for (const auto& s : f.series()) cut_back[t.task_id][s.path()] = s.rows();
+        if (f.series_size() == 0) cut_back[t.task_id];  // a checkpoint before any row
+        saved.emplace(t.task_id, std::move(f));
+      } catch (const StoreError& e) {
+        notes.push_back(std::string(e.what()) + "; " + t.task_name + " starts from scratch");
+      }
+    }
+  }
+  std::set<std::int64_t> cut;
+  store_ = std::make_unique<CampaignStore>(resume ? CampaignStore::resume(out_path_, campaign_, &done, cut_back, &cut)
                                                   : CampaignStore::create(out_path_, campaign_));
   log_ = std::make_unique<RunLog>(out_path_ + ".log", quiet, /*append=*/resume);
   if (!resume) {
     // Checkpoints of an earlier file of this name belong to it, not to this campaign.
     std::error_code ignored;
     std::filesystem::remove_all(out_path_ + ".ckpt", ignored);
+  }
+  for (const auto& note : notes) log_->message(note);
+  for (auto& [task_id, f] : saved) {
+    const PlannedTask& t = campaign_.tasks[static_cast<std::size_t>(task_id)];
+    if (done.count(task_id)) {
+      // Finished after its last checkpoint (killed before the checkpoint was removed).
+      try {
+        remove_checkpoint(checkpoint_path(t));
+      } catch (const StoreError&) {
+      }
+    } else if (cut.count(task_id)) {
+      log_->message(t.task_name + ": continues from its checkpoint at step " + std::to_string(f.step()) + " (" +
+                    checkpoint_path(t) + ")");
+      resume_from_[task_id] = SavedState{std::move(*f.mutable_state()), f.step()};
+    } else {
+      log_->message(t.task_name + ": the file does not hold the rows of its checkpoint " + checkpoint_path(t) +
+                    "; the task starts from scratch");
+    }
   }
   for (std::size_t i = 0; i < campaign_.tasks.size(); ++i) {
     index_of_[campaign_.tasks[i].task_id] = i;
@@ -219,7 +260,7 @@ void Coordinator::release_workers() {
 }
 
 bool Coordinator::assign_to(int worker) {
-  if (draining_ || campaigns_.empty()) return false;
+  if (draining_ || stopping_ || campaigns_.empty()) return false;
   if (reservation_) {
     reservation_->ranks.push_back(worker);
     const PlannedTask& t = reservation_->run->campaign_.tasks[reservation_->index];
@@ -274,11 +315,24 @@ void Coordinator::dispatch(CampaignRun& r, std::size_t index, const std::vector<
   for (const auto& dir : r.campaign_.allowed_input_dirs) a->add_allowed_input_dirs(dir);
   if (ranks.size() > 1)
     for (int rank : ranks) a->add_group_ranks(rank);
+  std::string resume_state;
+  if (auto saved = r.resume_from_.find(t.task_id); saved != r.resume_from_.end()) {
+    a->set_resume_step(saved->second.step);
+    resume_state = std::move(saved->second.state);
+    r.resume_from_.erase(saved);
+  }
   r.store_->mark_running(t.task_id, ranks.front());
   r.running_[t.task_id] = ranks.front();  // group rank 0 reports the outcome
   r.state_ = "running";
+  if (t.checkpointable) r.checkpoint_asked_[t.task_id] = std::chrono::steady_clock::now();
   for (int rank : ranks) {
-    send_wire(transport_, rank, assign);
+    if (rank == ranks.front() && !resume_state.empty()) {
+      pb::WireMessage with_state = assign;  // the state goes to the recording rank only
+      with_state.mutable_assign()->set_resume_state(resume_state);
+      send_wire(transport_, rank, std::move(with_state));
+    } else {
+      send_wire(transport_, rank, assign);
+    }
     last_heard_[rank] = std::chrono::steady_clock::now();
   }
   r.log_->task_started(t.task_name, describe(t), ranks.front());
@@ -316,6 +370,15 @@ void Coordinator::emit(const CampaignRun& run, const std::string& type, const st
 void Coordinator::task_finished(CampaignRun& run, const PlannedTask& t, const std::string& type,
                                 const std::string& detail, double seconds) {
   run.running_.erase(t.task_id);
+  if (t.checkpointable && !t.split_into_units) {
+    run.checkpoint_asked_.erase(t.task_id);
+    run.checkpoints_awaited_.erase(t.task_id);
+    try {
+      remove_checkpoint(run.checkpoint_path(t));  // the task is over: its results are final
+    } catch (const StoreError& e) {
+      run.log_->message(e.what());
+    }
+  }
   const bool ok = type == "task_done";
   if (type != "task_cancelled")
     run.log_->task_finished(t.task_name, describe(t), ok, detail, seconds, run.done_ + run.failed_,
@@ -327,7 +390,7 @@ void Coordinator::task_finished(CampaignRun& run, const PlannedTask& t, const st
 }
 
 void Coordinator::maybe_finalize(CampaignRun& run) {
-  if (run.finished() || !run.running_.empty()) return;
+  if (stopping_ || run.finished() || !run.running_.empty()) return;
   if (reservation_ && reservation_->run == &run) return;  // a task is gathering its workers
   std::string status;
   if (run.cancel_requested_)
@@ -370,6 +433,9 @@ void Coordinator::handle(const Message& m) {
     }
     case pb::WireMessage::kHeartbeat:
       break;  // step() noted when this worker was last heard from
+    case pb::WireMessage::kTaskCheckpoint:
+      on_task_checkpoint(msg.task_checkpoint(), m.source);
+      break;
     case pb::WireMessage::kUnitResult:
       on_unit_result(msg.unit_result(), m.source);
       break;
@@ -438,6 +504,10 @@ bool Coordinator::step() {
     const auto every = std::chrono::duration<double>(r->campaign_.spec.store().checkpoint_interval_s());
     for (auto& [task_id, ut] : r->unit_tasks_)
       if (now - ut.last_checkpoint >= every) checkpoint_unit_task(*r, task_id, ut);
+    std::vector<std::int64_t> due;
+    for (const auto& [task_id, asked] : r->checkpoint_asked_)
+      if (now - asked >= every) due.push_back(task_id);
+    for (std::int64_t task_id : due) request_checkpoint(*r, task_id);
   }
   if (worker_timeout_.count() > 0 && now - last_watchdog_check_ >= std::chrono::milliseconds(500)) {
     last_watchdog_check_ = now;
@@ -473,8 +543,11 @@ void Coordinator::check_silent_workers() {
   }
 }
 
-void Coordinator::interrupt_all(Result& result) {
-  checkpoint_all();  // so --resume continues split tasks where they are
+void Coordinator::interrupt_all(Result& result, bool wait_for_checkpoints) {
+  stopping_ = true;  // nothing new starts, and no file is closed, while the checkpoints come in
+  release_reservation();
+  checkpoint_all();  // so --resume continues split tasks and self-checkpointing tasks where they are
+  if (wait_for_checkpoints) await_checkpoints(std::chrono::seconds(10));
   result.interrupted = true;
   for (auto& r : campaigns_) {
     if (r->store_ == nullptr) continue;
@@ -496,7 +569,7 @@ Coordinator::Result Coordinator::run_to_completion(std::atomic<int>* signals) {
       if (s & kFlushRequested) flush_all();
       if (s & kStopRequested) {
         Result result;
-        interrupt_all(result);
+        interrupt_all(result, /*wait_for_checkpoints=*/true);
         return result;
       }
     }
@@ -510,7 +583,7 @@ Coordinator::Result Coordinator::run_to_completion(std::atomic<int>* signals) {
       Result result;
       for (auto& r : campaigns_)
         if (r->log_) r->log_->message(std::string("error: ") + e.what());
-      interrupt_all(result);
+      interrupt_all(result, /*wait_for_checkpoints=*/false);  // a silent rank would not answer
       result.silent_worker = e.what();
       return result;
     }
@@ -695,6 +768,84 @@ void Coordinator::checkpoint_all() {
   for (auto& r : campaigns_) {
     if (r->store_ == nullptr) continue;
     for (auto& [task_id, ut] : r->unit_tasks_) checkpoint_unit_task(*r, task_id, ut);
+    std::vector<std::int64_t> asked;
+    for (const auto& [task_id, when] : r->checkpoint_asked_) asked.push_back(task_id);
+    for (std::int64_t task_id : asked) request_checkpoint(*r, task_id);
+  }
+}
+
+// ------------------------------------------------------------------ tasks that checkpoint themselves
+
+void Coordinator::request_checkpoint(CampaignRun& r, std::int64_t task_id) {
+  auto running = r.running_.find(task_id);
+  if (running == r.running_.end() || running->second <= 0) return;
+  pb::WireMessage msg;
+  msg.mutable_checkpoint_request()->set_campaign_id(r.id_);
+  msg.mutable_checkpoint_request()->set_task_id(task_id);
+  send_wire(transport_, running->second, std::move(msg));
+  r.checkpoint_asked_[task_id] = std::chrono::steady_clock::now();
+  r.checkpoints_awaited_.insert(task_id);
+}
+
+void Coordinator::on_task_checkpoint(const pb::TaskCheckpoint& checkpoint, int worker) {
+  CampaignRun* r = find(checkpoint.campaign_id());
+  if (r == nullptr || r->store_ == nullptr) return;  // its campaign has ended
+  auto running = r->running_.find(checkpoint.task_id());
+  if (running == r->running_.end() || running->second != worker) return;  // its task has ended
+  const PlannedTask& t = task_of(*r, checkpoint.task_id());
+  r->checkpoints_awaited_.erase(t.task_id);
+  try {
+    // The rows the checkpoint has seen must be on disk before the checkpoint that names them is
+    // (a kill in between leaves the previous checkpoint, whose rows are a prefix of these).
+    r->log_->flushed(r->store_->flush());
+    r->last_flush_ = std::chrono::steady_clock::now();
+    pb::TaskCheckpointFile f;
+    f.set_schema_version(kSchemaVersion);
+    f.set_task_id(t.task_id);
+    f.set_step(checkpoint.step());
+    f.set_state(checkpoint.state());
+    for (const auto& [path, rows] : r->store_->series_rows(t.task_id)) {
+      auto* s = f.add_series();
+      s->set_path(path);
+      s->set_rows(rows);
+    }
+    write_checkpoint(r->checkpoint_path(t), f.SerializeAsString());
+    r->log_->message(t.task_name + ": checkpoint at step " + std::to_string(checkpoint.step()));
+  } catch (const StoreError& e) {
+    r->log_->message(std::string("checkpoint not written: ") + e.what());
+  }
+}
+
+void Coordinator::await_checkpoints(std::chrono::duration<double> limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  Backoff backoff;
+  auto awaited = [&] {
+    for (const auto& r : campaigns_)
+      if (r->store_ != nullptr && !r->checkpoints_awaited_.empty()) return true;
+    return false;
+  };
+  while (awaited() && std::chrono::steady_clock::now() < deadline) {
+    std::optional<Message> m = transport_.poll();
+    if (!m) {
+      backoff.sleep();
+      continue;
+    }
+    backoff.reset();
+    last_heard_[m->source] = std::chrono::steady_clock::now();
+    try {
+      handle(*m);
+    } catch (const Error& e) {
+      // Stopping anyway: a bad message must not keep the files from being closed.
+      for (auto& r : campaigns_)
+        if (r->log_) r->log_->message(std::string("while collecting checkpoints: ") + e.what());
+    }
+  }
+  for (auto& r : campaigns_) {
+    if (r->store_ == nullptr || r->checkpoints_awaited_.empty()) continue;
+    for (std::int64_t task_id : r->checkpoints_awaited_)
+      r->log_->message(task_of(*r, task_id).task_name +
+                       ": no checkpoint came before the stop; --resume continues from its previous one");
+    r->checkpoints_awaited_.clear();
   }
 }
 

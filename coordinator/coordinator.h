@@ -67,6 +67,16 @@ class CampaignRun {
     std::chrono::steady_clock::time_point started, last_checkpoint, last_progress;
   };
   std::map<std::int64_t, UnitTask> unit_tasks_;
+  // Tasks that checkpoint themselves (PlannedTask::checkpointable): when each running one was
+  // last asked for a checkpoint, the ones whose checkpoint is awaited before the run stops, and
+  // the saved states of tasks resumed from their checkpoint (handed to the task when it starts).
+  std::map<std::int64_t, std::chrono::steady_clock::time_point> checkpoint_asked_;
+  std::set<std::int64_t> checkpoints_awaited_;
+  struct SavedState {
+    std::string state;
+    std::int64_t step = 0;
+  };
+  std::map<std::int64_t, SavedState> resume_from_;
   std::string checkpoint_path(const PlannedTask& task) const { return out_path_ + ".ckpt/" + task.task_name + ".ckpt"; }
   std::size_t done_ = 0, failed_ = 0, cancelled_ = 0;
   bool cancel_requested_ = false;
@@ -155,13 +165,20 @@ class Coordinator {
   void on_unit_result(const pb::UnitResult& result, int worker);
   void end_unit_task(CampaignRun& run, std::int64_t task_id, const std::string& type, const std::string& detail);
   void checkpoint_unit_task(CampaignRun& run, std::int64_t task_id, CampaignRun::UnitTask& task);
+  // Checkpoints every task that can: tasks split into units at once, tasks that checkpoint
+  // themselves by asking them (their state arrives as a TaskCheckpoint message).
   void checkpoint_all();
+  void request_checkpoint(CampaignRun& run, std::int64_t task_id);
+  void on_task_checkpoint(const pb::TaskCheckpoint& checkpoint, int worker);
+  // SIGTERM: waits (at most `limit`) for the checkpoints asked for, handling messages meanwhile.
+  void await_checkpoints(std::chrono::duration<double> limit);
   void offer_idle_workers();
   // Writes a chunk produced on this rank (a merger's results) or received from a worker.
   void absorb_chunk(CampaignRun& run, const pb::TrajectoryChunk& chunk);
 
   void check_silent_workers();
-  void interrupt_all(Result& result);
+  // Closes every file as "interrupted"; first collects fresh checkpoints when `wait_for_checkpoints`.
+  void interrupt_all(Result& result, bool wait_for_checkpoints);
 
   Transport& transport_;
   std::chrono::duration<double> worker_timeout_{0};
@@ -170,6 +187,7 @@ class Coordinator {
   Listener* listener_ = nullptr;
   bool keep_workers_ = false;
   bool draining_ = false;
+  bool stopping_ = false;  // interrupt_all: collecting the last checkpoints before closing the files
   bool releasing_ = false;
   int live_workers_;
   std::deque<int> idle_workers_;

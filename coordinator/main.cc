@@ -61,7 +61,8 @@ Usage:
       --quiet   no progress lines on stderr
       --worker-timeout S  a busy worker silent for S seconds (default 120; 0: off) ends the run
                 with exit 4 after closing the file as "interrupted" (workers send heartbeats)
-      SIGUSR1 flushes the file; SIGTERM/SIGINT flush, close it as "interrupted", exit 3.
+      SIGUSR1 flushes the file and checkpoints long tasks; SIGTERM/SIGINT checkpoint, flush,
+      close it as "interrupted", exit 3.
   mpirun -n N gdlab serve --data DIR [--listen 127.0.0.1:7878] [--inputs DIR2 ...] [--quiet]
         [--read-timeout-ms 10000]
       Run as a service: rank 0 serves campaigns submitted over TCP (docs/service.md), each written

@@ -3,7 +3,8 @@
 # -fsanitize=fuzzer,address,undefined, straight from the sources they need (no CMake: the fuzz
 # build is separate from the project's). Usage: fuzz/build.sh [BUILD_DIR]   (default build-fuzz/libfuzzer)
 # Needs clang and libclang-rt-14-dev (deploy/install-deps.sh), protoc, libprotobuf-dev, Eigen.
-# Incremental: a source is recompiled only when it is newer than its object.
+# Incremental: a source is recompiled when it or any header it includes (its -MMD dependency
+# file) is newer than its object.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$repo/build-fuzz/libfuzzer}
@@ -80,8 +81,17 @@ for t in spec_fuzz wire_fuzz; do jobs_list+=("$repo/fuzz/$t.cc $build/obj/fuzz_$
 # Parallel compile (the flag arrays are rebuilt inside each job).
 printf '%s\n' "${jobs_list[@]}" | FLAGS="${flags[*]}" xargs -P "$JOBS" -L 1 bash -c '
   read -r -a flags <<< "$FLAGS"; src=$0 obj=$1; shift
-  if [ ! -e "$obj" ] || [ "$src" -nt "$obj" ]; then
-    "$CXX" "${flags[@]}" "$@" -c "$src" -o "$obj" || { echo "fuzz/build.sh: compiling $src failed" >&2; exit 255; }
+  dep=${obj%.o}.d stale=0
+  if [ ! -e "$obj" ] || [ ! -e "$dep" ]; then
+    stale=1
+  else
+    for f in $(sed -e "s/^[^:]*://" -e "s/\\\\$//" "$dep"); do
+      if [ ! -e "$f" ] || [ "$f" -nt "$obj" ]; then stale=1; break; fi
+    done
+  fi
+  if [ "$stale" = 1 ]; then
+    "$CXX" "${flags[@]}" "$@" -MMD -MF "$dep" -c "$src" -o "$obj" ||
+      { echo "fuzz/build.sh: compiling $src failed" >&2; exit 255; }
   fi'
 
 for t in spec_fuzz wire_fuzz; do

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstring>
+#include <map>
 #include <thread>
 
 #include "common/errors.h"
@@ -121,6 +123,74 @@ TEST(ParameterServer, RoundRobinOrderGivesStalenessExactlyKMinusOne) {
                    net.endpoint(0), bad, w, [](const ps::Update&, Eigen::Ref<const VectorXd>, VectorXd&) {},
                    [](const ps::Update&, Eigen::Ref<const VectorXd>) { return true; }),
                Error);
+}
+
+// A server stopped after update t_stop and resumed from the ServerPosition it reported there
+// (issue 8 §2: parameter-server checkpoints) continues the uninterrupted round-robin run bit for
+// bit: the fresh workers' first pulls are answered with the weights each held at the stop.
+TEST(ParameterServer, RoundRobinRunResumedFromItsPositionIsTheUninterruptedRun) {
+  const int k = 3;
+  const std::int64_t total = 300, stop_after = 137;
+  const VectorXd curvature = (VectorXd(3) << 1.0, 0.3, 2.0).finished();
+  const double eta = 0.3;
+  ps::Options o;
+  o.workers = k;
+  o.updates = total;
+  o.order = ps::Order::RoundRobin;
+  struct Leg {
+    std::vector<ps::Update> updates;
+    std::map<std::int64_t, VectorXd> versions;  // version -> weights
+    ps::ServerPosition position;
+    VectorXd w;
+  };
+  // Runs the server from (w, resume) until `until` updates were applied (or the end).
+  auto run = [&](VectorXd w, const ps::ResumePoint* resume, std::int64_t until) {
+    InProcNetwork net(k + 1);
+    std::vector<std::thread> workers;
+    for (int i = 1; i <= k; ++i)
+      workers.emplace_back([&, i] {
+        ps::run_worker(net.endpoint(i), o, i,
+                       [&](Eigen::Ref<const VectorXd> x, Eigen::Ref<VectorXd> g) { g = curvature.cwiseProduct(x); });
+      });
+    Leg leg;
+    leg.versions[resume ? resume->position.version : 0] = w;
+    ps::run_server(
+        net.endpoint(0), o, w, [&](const ps::Update&, Eigen::Ref<const VectorXd> g, VectorXd& x) { x -= eta * g; },
+        [&](const ps::Update& u, Eigen::Ref<const VectorXd> x) {
+          leg.updates.push_back(u);
+          leg.versions[u.index + 1] = x;
+          return u.index + 1 < until;
+        },
+        nullptr, resume, &leg.position);
+    for (auto& t : workers) t.join();
+    leg.w = w;
+    return leg;
+  };
+  const VectorXd w0 = VectorXd::Constant(3, 1.0);
+  const Leg reference = run(w0, nullptr, total);
+  const Leg first = run(w0, nullptr, stop_after);
+  ASSERT_EQ(first.updates.size(), static_cast<size_t>(stop_after));
+  ASSERT_EQ(first.position.version, stop_after);
+  // At the stop every worker but the one just applied holds an older version (round robin).
+  int holding = 0;
+  for (int i = 1; i <= k; ++i) holding += first.position.held[static_cast<size_t>(i)] >= 0;
+  EXPECT_EQ(holding, k - 1);
+  ps::ResumePoint resume{first.position, [&](std::int64_t v) -> const VectorXd* {
+                           auto it = first.versions.find(v);
+                           return it == first.versions.end() ? nullptr : &it->second;
+                         }};
+  const Leg second = run(first.w, &resume, total);
+  ASSERT_EQ(second.updates.size(), static_cast<size_t>(total - stop_after));
+  for (size_t j = 0; j < second.updates.size(); ++j) {
+    const ps::Update& u = second.updates[j];
+    const ps::Update& r = reference.updates[static_cast<size_t>(stop_after) + j];
+    EXPECT_EQ(u.index, r.index);
+    EXPECT_EQ(u.worker, r.worker);
+    EXPECT_EQ(u.version_read, r.version_read);
+  }
+  ASSERT_EQ(second.w.size(), reference.w.size());
+  EXPECT_EQ(0, std::memcmp(second.w.data(), reference.w.data(), sizeof(double) * 3)) << second.w.transpose() << " vs "
+                                                                                       << reference.w.transpose();
 }
 
 TEST(ParameterServer, AWaitingServerDoesNotSpin) {

@@ -71,26 +71,39 @@ void Waiter::reset() {
 // ---- the engine ------------------------------------------------------------------------------------
 
 std::int64_t serve(ServerLink& link, const Options& options, VectorXd& w, const ApplyFn& apply, const AfterFn& after,
-                   const ApplyIntoFn& apply_into) {
+                   const ApplyIntoFn& apply_into, const ResumePoint* resume, ServerPosition* position) {
   const int k = options.workers;
   if (k < 1) throw Error("parameter server: needs at least one worker");
   const bool round_robin = options.order == Order::RoundRobin;
   if (round_robin && options.staleness_bound >= 0)
     throw Error("parameter server: a staleness bound cannot be combined with the round-robin order");
   const Eigen::Index dim = w.size();
-  std::int64_t version = 0;
-  std::int64_t applied = 0;
+  std::int64_t version = resume ? resume->position.version : 0;
+  std::int64_t applied = version;
   std::vector<std::int64_t> read_version(static_cast<size_t>(k + 1), -1);  // -1: no gradient in flight
+  // Resumed: the version each (fresh) worker's first pull is answered with; -1 once answered.
+  std::vector<std::int64_t> resumed_hold(static_cast<size_t>(k + 1), -1);
+  if (resume) {
+    if (resume->position.held.size() != static_cast<size_t>(k + 1))
+      throw Error("parameter server: the checkpoint is for " + std::to_string(resume->position.held.size() - 1) +
+                  " workers, the run has " + std::to_string(k));
+    for (int i = 1; i <= k; ++i) {
+      const std::int64_t v = resume->position.held[static_cast<size_t>(i)];
+      if (v >= 0 && v < version && resume->weights_at && resume->weights_at(v) != nullptr)
+        resumed_hold[static_cast<size_t>(i)] = v;
+    }
+  }
   std::deque<int> waiting_pulls;
   std::vector<char> stopped(static_cast<size_t>(k + 1), 0);
   int stopped_count = 0;
   bool finished = options.updates <= 0;
-  int next_in_turn = 1;  // RoundRobin: the worker whose message is taken next
+  int next_in_turn = resume ? resume->position.next_in_turn : 1;  // RoundRobin: whose message is taken next
+  if (next_in_turn < 1 || next_in_turn > k) throw Error("parameter server: next worker in turn out of range");
   // Out-of-place updates: the current weights live in the link's send buffers ("versioned
   // snapshots"); w is written back at the end.
   const double* current = nullptr;
   if (apply_into) {
-    if (double* b = link.weights_buffer(0, nullptr)) {
+    if (double* b = link.weights_buffer(version, nullptr)) {
       Eigen::Map<VectorXd>(b, dim) = w;
       current = b;
     }
@@ -168,10 +181,22 @@ std::int64_t serve(ServerLink& link, const Options& options, VectorXd& w, const 
           }
           ++version;
           ++applied;
+          if (position) {
+            position->version = version;
+            position->held = read_version;
+            position->next_in_turn = next_in_turn;
+          }
           if (!after(u, weights()) || applied >= options.updates) finished = true;
         }
       } else if (h.type != MessageType::Pull) {
         throw TransportError("parameter server: unexpected message type at the server");
+      } else if (resumed_hold[static_cast<size_t>(worker)] >= 0 && !finished) {
+        // A resumed run: the worker's first pull gets the weights it held at the checkpoint.
+        const std::int64_t v = resumed_hold[static_cast<size_t>(worker)];
+        resumed_hold[static_cast<size_t>(worker)] = -1;
+        read_version[static_cast<size_t>(worker)] = v;
+        link.send_weights(worker, v, *resume->weights_at(v));
+        continue;
       }
       // A push carries the worker's next pull: answered at once, or held by the SSP gate (oldest first).
       waiting_pulls.push_back(worker);
@@ -218,7 +243,7 @@ void work(WorkerLink& link, const Options& options, int worker, const GradientFn
         gradient(link.weights(), g);
       }
       push.sent_ns = now_ns();
-      push.injected_ms = draw_latency_ms(options, worker, pushes++);
+      push.injected_ms = draw_latency_ms(options, worker, options.first_push_index + pushes++);
       if (push.injected_ms > 0)
         std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(push.injected_ms));
       link.send_push(push);
@@ -363,9 +388,9 @@ std::unique_ptr<WorkerLink> make_transport_worker_link(Transport& group) {
 }
 
 std::int64_t run_server_over_transport(Transport& group, const Options& options, VectorXd& w, const ApplyFn& apply,
-                                       const AfterFn& after) {
+                                       const AfterFn& after, const ResumePoint* resume, ServerPosition* position) {
   auto link = make_transport_server_link(group, options.workers, w.size());
-  return serve(*link, options, w, apply, after);
+  return serve(*link, options, w, apply, after, nullptr, resume, position);
 }
 
 void run_worker_over_transport(Transport& group, const Options& options, int worker, const GradientFn& gradient) {

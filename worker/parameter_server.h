@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "common/transport.h"
 
@@ -60,6 +61,26 @@ struct Options {
   std::chrono::microseconds yield_window{300};
   // Use the direct MPI link when the transport is an MpiTransport (worker/parameter_server_mpi.h).
   bool direct_mpi = true;
+  // Workers: the index of their first push in the latency draws (a run resumed from a checkpoint
+  // at update t starts at t, so its draws are not those of the pushes before the checkpoint).
+  std::int64_t first_push_index = 0;
+};
+
+// What a server resumed from a checkpoint continues from, and what a checkpoint records: the
+// version of the current weights (= updates applied), the version each worker holds (index
+// 1..k; -1: none, i.e. its pull is pending and is answered with the current weights), and, under
+// Order::RoundRobin, the worker whose message is taken next. The fresh workers of a resumed run
+// pull first; each is answered with the weights of the version it held (weights_at; the current
+// weights if those are not kept), so under the round-robin order every later update is the one
+// of the uninterrupted run, bit for bit.
+struct ServerPosition {
+  std::int64_t version = 0;
+  std::vector<std::int64_t> held;  // size k + 1; held[0] unused
+  int next_in_turn = 1;
+};
+struct ResumePoint {
+  ServerPosition position;
+  std::function<const VectorXd*(std::int64_t version)> weights_at;
 };
 
 // One applied gradient, as the server logs it.
@@ -194,8 +215,12 @@ class WorkerLink {
 // Server side, over any link: serves until every worker has been told to stop. Returns the number
 // of updates applied. Throws TransportError when a worker stays silent longer than peer_timeout
 // (after telling every worker to stop, so none waits for its own timeout).
+//
+// `resume` (optional): continue from a checkpoint (w must be the weights of resume->position.version).
+// `position` (optional): kept up to date before every call of `after`, for checkpoints.
 std::int64_t serve(ServerLink& link, const Options& options, VectorXd& w, const ApplyFn& apply, const AfterFn& after,
-                   const ApplyIntoFn& apply_into = nullptr);
+                   const ApplyIntoFn& apply_into = nullptr, const ResumePoint* resume = nullptr,
+                   ServerPosition* position = nullptr);
 
 // Worker side (worker number `worker` in 1..k): until the server says stop, take the weights,
 // compute the gradient, wait the injected latency, push.
@@ -207,7 +232,8 @@ std::unique_ptr<WorkerLink> make_transport_worker_link(Transport& group);
 
 // serve / work over the Transport link.
 std::int64_t run_server_over_transport(Transport& group, const Options& options, VectorXd& w, const ApplyFn& apply,
-                                       const AfterFn& after);
+                                       const AfterFn& after, const ResumePoint* resume = nullptr,
+                                       ServerPosition* position = nullptr);
 void run_worker_over_transport(Transport& group, const Options& options, int worker, const GradientFn& gradient);
 
 // The injected latency of push number `push_index` of `worker` (seeded, §9 of platform.md).

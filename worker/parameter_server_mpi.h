@@ -286,7 +286,10 @@ class ServerLinkMpi : public ServerLink {
     finish_send(j);
     int s = latest_;
     if (s < 0 || snapshots_[static_cast<size_t>(s)].version != version) {
-      s = free_snapshot(nullptr);
+      // Not the latest snapshot (in-place updates, or an older version for a resumed worker): copy
+      // into a free one, never the latest, which may hold the current weights of out-of-place updates.
+      const std::int64_t latest_version = s < 0 ? -1 : snapshots_[static_cast<size_t>(s)].version;
+      s = free_snapshot(latest_ < 0 ? nullptr : snapshots_[static_cast<size_t>(latest_)].buffer.payload());
       Snapshot& snap = snapshots_[static_cast<size_t>(s)];
       Header h;
       h.type = MessageType::Weights;
@@ -294,7 +297,7 @@ class ServerLinkMpi : public ServerLink {
       write_header(snap.buffer, h);
       Eigen::Map<VectorXd>(snap.buffer.payload(), dim_) = w;
       snap.version = version;
-      latest_ = s;
+      if (version >= latest_version) latest_ = s;
     }
     arm(worker);  // the answer to these weights is the worker's next push
     Snapshot& snap = snapshots_[static_cast<size_t>(s)];
@@ -572,15 +575,16 @@ inline bool direct_mpi_link(Transport& group) { return dynamic_cast<MpiTransport
 // The parameter server over a group transport: the direct MPI link for an MpiTransport (and
 // options.direct_mpi), the Transport link otherwise. Same contract as serve().
 inline std::int64_t run_server(Transport& group, const Options& options, VectorXd& w, const ApplyFn& apply,
-                               const AfterFn& after, const ApplyIntoFn& apply_into = nullptr) {
+                               const AfterFn& after, const ApplyIntoFn& apply_into = nullptr,
+                               const ResumePoint* resume = nullptr, ServerPosition* position = nullptr) {
   if (options.direct_mpi && direct_mpi_link(group)) {
     const MPI_Comm comm = mpi_link::setup_server(group, options, w.size());
     if (comm != MPI_COMM_NULL) {
       mpi_link::ServerLinkMpi link(comm, options, w.size());
-      return serve(link, options, w, apply, after, apply_into);
+      return serve(link, options, w, apply, after, apply_into, resume, position);
     }
   }
-  return run_server_over_transport(group, options, w, apply, after);
+  return run_server_over_transport(group, options, w, apply, after, resume, position);
 }
 
 // A worker (group rank `worker`) over a group transport; see run_server.

@@ -33,6 +33,14 @@ class Outbox {
   virtual void ship(pb::WireMessage message) = 0;
   // Throws TaskCancelled if the coordinator cancelled the task.
   virtual void check_cancelled() = 0;
+  // The coordinator asked the task for a checkpoint (noticed when check_cancelled() polls, or by
+  // the MPI thread for a task on a compute thread); cleared once one is saved.
+  bool checkpoint_requested() const { return checkpoint_requested_.load(std::memory_order_relaxed); }
+  void request_checkpoint() { checkpoint_requested_.store(true, std::memory_order_relaxed); }
+  void checkpoint_saved() { checkpoint_requested_.store(false, std::memory_order_relaxed); }
+
+ private:
+  std::atomic<bool> checkpoint_requested_{false};
 };
 
 class DirectOutbox : public Outbox {
@@ -40,10 +48,15 @@ class DirectOutbox : public Outbox {
   DirectOutbox(Transport& transport, int coordinator, std::int64_t campaign_id, std::int64_t task_id)
       : transport_(transport), coordinator_(coordinator), campaign_id_(campaign_id), task_id_(task_id) {}
   void ship(pb::WireMessage message) override { send_wire(transport_, coordinator_, std::move(message)); }
-  // While a task runs, the only message the coordinator sends this worker is a CancelTask.
+  // While a task runs, the coordinator sends this worker only a CancelTask or a CheckpointRequest.
   void check_cancelled() override {
     while (auto m = transport_.poll()) {
       const pb::WireMessage msg = decode_wire(*m);
+      if (msg.has_checkpoint_request()) {
+        if (msg.checkpoint_request().campaign_id() == campaign_id_ && msg.checkpoint_request().task_id() == task_id_)
+          request_checkpoint();
+        continue;
+      }
       if (msg.has_cancel() && msg.cancel().campaign_id() == campaign_id_ && msg.cancel().task_id() == task_id_)
         throw TaskCancelled();
       if (!msg.has_cancel()) throw TransportError("worker got an unexpected message while running a task");
@@ -83,11 +96,32 @@ namespace {
 
 // Buffers a task's results into TrajectoryChunk messages and ships them to the coordinator as
 // they fill up or age, so worker memory stays bounded however long the task runs.
-class ChunkingRecorder : public Recorder {
+class ChunkingRecorder : public Recorder, public TaskCheckpointing {
  public:
-  ChunkingRecorder(Outbox& outbox, const WorkerOptions& options, std::int64_t campaign_id, std::int64_t task_id)
-      : outbox_(outbox), options_(options), campaign_id_(campaign_id), task_id_(task_id) {
+  ChunkingRecorder(Outbox& outbox, const WorkerOptions& options, std::int64_t campaign_id, std::int64_t task_id,
+                   bool checkpointable = false)
+      : outbox_(outbox),
+        options_(options),
+        campaign_id_(campaign_id),
+        task_id_(task_id),
+        checkpointable_(checkpointable) {
     reset();
+  }
+
+  TaskCheckpointing* checkpointing() override { return checkpointable_ ? this : nullptr; }
+  bool due() const override { return outbox_.checkpoint_requested(); }
+  // The chunks before the checkpoint go first: the coordinator commits the state together with
+  // the rows those chunks put in the file.
+  void save(std::int64_t step, std::string state) override {
+    send();
+    pb::WireMessage msg;
+    auto* c = msg.mutable_task_checkpoint();
+    c->set_campaign_id(campaign_id_);
+    c->set_task_id(task_id_);
+    c->set_step(step);
+    c->set_state(std::move(state));
+    outbox_.ship(std::move(msg));
+    outbox_.checkpoint_saved();
   }
 
   void append(std::string_view path, std::int64_t step, double time, std::span<const double> value) override {
@@ -163,6 +197,7 @@ class ChunkingRecorder : public Recorder {
   const WorkerOptions& options_;
   std::int64_t campaign_id_;
   std::int64_t task_id_;
+  bool checkpointable_;
   std::chrono::steady_clock::time_point last_cancel_check_ = std::chrono::steady_clock::now();
   pb::WireMessage msg_;
   std::map<std::string, int, std::less<>> index_;
@@ -251,7 +286,9 @@ std::unique_ptr<PreparedTask> Worker::prepare_task(const pb::TaskAssignment& a) 
   if (impl == nullptr) throw Error("unknown experiment kind '" + kind + "'");
   TaskContext context{a.campaign_seed(), a.experiment_index(), a.task_id(), a.spec_dir(),
                       {a.allowed_input_dirs().begin(), a.allowed_input_dirs().end()}};
-  return impl->prepare(*spec, context);
+  std::unique_ptr<PreparedTask> prepared = impl->prepare(*spec, context);
+  if (a.resume_step() > 0 || !a.resume_state().empty()) prepared->resume_from(a.resume_state(), a.resume_step());
+  return prepared;
 }
 
 pb::WireMessage Worker::run_on_compute_thread(const pb::TaskAssignment& a,
@@ -285,6 +322,11 @@ pb::WireMessage Worker::run_on_compute_thread(const pb::TaskAssignment& a,
       }
       while (auto m = transport_.poll()) {
         const pb::WireMessage msg = decode_wire(*m);
+        if (msg.has_checkpoint_request()) {
+          if (msg.checkpoint_request().campaign_id() == a.campaign_id() && msg.checkpoint_request().task_id() == a.task_id())
+            outbox.request_checkpoint();
+          continue;
+        }
         if (!msg.has_cancel()) throw TransportError("worker got an unexpected message while running a task");
         if (msg.cancel().campaign_id() == a.campaign_id() && msg.cancel().task_id() == a.task_id()) outbox.cancel();
       }
@@ -315,7 +357,8 @@ std::size_t Worker::run() {
     backoff.reset();
     const pb::WireMessage msg = decode_wire(*m);
     if (msg.has_shutdown()) return ran;
-    if (msg.has_cancel()) continue;  // a cancel that arrived after its task finished: stale
+    // A cancel or checkpoint request that arrived after its task finished: stale.
+    if (msg.has_cancel() || msg.has_checkpoint_request()) continue;
     asked = false;
     if (!msg.has_assign()) throw TransportError("worker got an unexpected message from rank " + std::to_string(m->source));
 
@@ -325,9 +368,17 @@ std::size_t Worker::run() {
     if (a.group_ranks_size() > 1) {
       // A multi-rank task talks MPI inside run_group, so it runs on this (the MPI) thread.
       DirectOutbox outbox(transport_, options_.coordinator_rank, a.campaign_id(), a.task_id());
-      ChunkingRecorder recorder(outbox, options_, a.campaign_id(), a.task_id());
+      std::unique_ptr<PreparedTask> prepared;
       try {
-        auto prepared = prepare_task(a);
+        prepared = prepare_task(a);
+      } catch (const std::exception& e) {
+        set_failed(outcome, a, e.what(), false);
+        send_wire(transport_, options_.coordinator_rank, std::move(outcome));
+        ++ran;
+        continue;
+      }
+      ChunkingRecorder recorder(outbox, options_, a.campaign_id(), a.task_id(), prepared->checkpointable());
+      try {
         TaskGroup group(transport_.create_group({a.group_ranks().begin(), a.group_ranks().end()}));
         if (group.group_rank() != 0) {
           // A member other than rank 0: its part ends when the task does; rank 0 reports.
@@ -357,15 +408,20 @@ std::size_t Worker::run() {
     } else {
       outcome = run_on_compute_thread(a, [&](Outbox& outbox) {
         pb::WireMessage result;
-        ChunkingRecorder recorder(outbox, options_, a.campaign_id(), a.task_id());
         try {
-          prepare_task(a)->run(recorder);
-          recorder.send();
-          set_done(result, a, started);
-        } catch (const TaskCancelled&) {
-          set_failed(result, a, "", true);
+          std::unique_ptr<PreparedTask> prepared = prepare_task(a);
+          ChunkingRecorder recorder(outbox, options_, a.campaign_id(), a.task_id(), prepared->checkpointable());
+          try {
+            prepared->run(recorder);
+            recorder.send();
+            set_done(result, a, started);
+          } catch (const TaskCancelled&) {
+            set_failed(result, a, "", true);
+          } catch (const std::exception& e) {
+            recorder.send();
+            set_failed(result, a, e.what(), false);
+          }
         } catch (const std::exception& e) {
-          recorder.send();
           set_failed(result, a, e.what(), false);
         }
         return result;

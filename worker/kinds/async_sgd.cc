@@ -25,10 +25,12 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <memory>
 #include <optional>
 #include <sstream>
 
+#include "common/byte_codec.h"
 #include "common/errors.h"
 #include "common/experiment_kind.h"
 #include "proto/gdlab.pb.h"
@@ -175,6 +177,14 @@ class AsyncSgdTask : public PreparedTask {
   explicit AsyncSgdTask(AsyncSgdConfig config) : c_(std::move(config)) {}
 
   int ranks_needed() const override { return c_.mode == Mode::Mpi ? 1 + c_.mpi_workers : 1; }
+
+  // MODE_MPI runs (a real parameter server, possibly for days) checkpoint the server's whole state
+  // when the coordinator asks, and --resume continues from it (see run_server).
+  bool checkpointable() const override { return c_.mode == Mode::Mpi; }
+  void resume_from(const std::string& state, std::int64_t step) override {
+    resume_state_ = state;
+    resume_step_ = step;
+  }
 
   std::string summary() const override {
     std::ostringstream s;
@@ -497,9 +507,14 @@ class AsyncSgdTask : public PreparedTask {
   void run_worker(GroupContext& group) const {
     const std::unique_ptr<as::Problem> problem = as::make_problem(c_.problem);
     const int worker = group.group_rank();
-    Rng rng(c_.worker_seeds.at(static_cast<size_t>(worker)));
+    // A run resumed at update t draws its minibatches (and injected latencies) from streams of its
+    // own, keyed by t: reproducible from that checkpoint, and not a replay of the draws before it.
+    const std::uint64_t seed = c_.worker_seeds.at(static_cast<size_t>(worker));
+    Rng rng(resume_step_ > 0 ? derive_seed(seed, static_cast<std::uint64_t>(resume_step_), 0, 0) : seed);
+    ps::Options options = ps_options();
+    options.first_push_index = resume_step_;
     VectorXd w_read(c_.dim), g(c_.dim);  // the Problem interface takes vectors: one copy each way
-    ps::run_worker(group.transport(), ps_options(), worker,
+    ps::run_worker(group.transport(), options, worker,
                    [&](Eigen::Ref<const VectorXd> w, Eigen::Ref<VectorXd> out) {
                      w_read = w;
                      problem->stochastic_gradient(w_read, rng, g);
@@ -532,14 +547,36 @@ class AsyncSgdTask : public PreparedTask {
       const double ss = (stacked / m).squaredNorm() + (b / m) * (b / m);
       return std::log(m) + 0.5 * std::log(ss);
     };
-    log_norms.push_back(state_log_norm(0));
-    sr.record(0, 0.0, s.w0, 0.0, log_norms.back(), 0.0);
-
     std::vector<as::ScheduledUpdate> sequence;
     sequence.reserve(static_cast<size_t>(std::min<std::int64_t>(c_.updates, 10'000'000)));
+    VectorXd w = s.w0;
+    ps::ServerPosition position;
+    std::optional<ps::ResumePoint> resume;
+    std::map<std::int64_t, VectorXd> held_weights;  // resumed: the weights of the versions the workers held
+    double time_offset = 0;
+    if (resume_state_.empty()) {
+      log_norms.push_back(state_log_norm(0));
+      sr.record(0, 0.0, s.w0, 0.0, log_norms.back(), 0.0);
+    } else {
+      // Continue from the checkpoint: the file already holds every row up to its update t.
+      const std::int64_t t = restore_server_state(resume_state_, position, ring, optimizer, log_norms, sequence, sr,
+                                                  time_offset);
+      w = ring[static_cast<size_t>(t % (L + 1))];
+      for (int i = 1; i <= c_.mpi_workers; ++i) {
+        const std::int64_t v = position.held[static_cast<size_t>(i)];
+        if (v >= 0 && v < t && t - v <= L) held_weights[v] = ring[static_cast<size_t>(v % (L + 1))];
+      }
+      resume = ps::ResumePoint{position, [&held_weights](std::int64_t v) -> const VectorXd* {
+                                 auto it = held_weights.find(v);
+                                 return it == held_weights.end() ? nullptr : &it->second;
+                               }};
+    }
+    TaskCheckpointing* checkpoints = rec.checkpointing();
     Outcome o;
     const auto start = std::chrono::steady_clock::now();
-    auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+    auto seconds = [&] {
+      return time_offset + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    };
     // The per-update log (§1.9.1): kept in a preallocated buffer and written in chunks (4096 updates,
     // or 0.25 s: the recorder's appends are also when the worker ships chunks to the coordinator and
     // notices a cancel), so that the recorder is not called inside every exchange.
@@ -547,7 +584,7 @@ class AsyncSgdTask : public PreparedTask {
     constexpr double kLogFlushSeconds = 0.25;
     std::vector<std::pair<ps::Update, double>> log;
     log.reserve(kLogChunk);
-    double last_flush = 0;
+    double last_flush = time_offset;
     auto flush_log = [&] {
       last_flush = seconds();
       for (const auto& [u, time] : log) {
@@ -561,8 +598,7 @@ class AsyncSgdTask : public PreparedTask {
       }
       log.clear();
     };
-    VectorXd w = s.w0;
-    double last_time = 0;
+    double last_time = time_offset;
     const double cpu_start = thread_cpu_seconds();
     const std::int64_t applied = ps::run_server(
         group.transport(), ps_options(), w,
@@ -588,12 +624,17 @@ class AsyncSgdTask : public PreparedTask {
             return false;
           }
           if (linear && (wt - center).norm() < std::exp(kMpiLogFloor)) return false;
+          if (checkpoints != nullptr && checkpoints->due()) {
+            flush_log();  // the rows up to t go before the state that has seen them
+            checkpoints->save(t, encode_server_state(t, time, position, ring, optimizer, log_norms, sequence, sr));
+          }
           return true;
         },
         // Out of place over the MPI link: the new weights are written where they are sent from.
         [&](const ps::Update& u, Eigen::Ref<const VectorXd> g, Eigen::Ref<const VectorXd> wt, Eigen::Ref<VectorXd> next) {
           optimizer.apply_into(u.worker, g, wt, next);
-        });
+        },
+        resume ? &*resume : nullptr, &position);
     // The server rank's CPU time against the wall time (idle ranks must not spin: platform.md §2).
     const double server_cpu = thread_cpu_seconds() - cpu_start;
     const double server_wall = seconds();
@@ -637,6 +678,110 @@ class AsyncSgdTask : public PreparedTask {
       o.replay_w_rel_error = (r.w_final - w).norm() / std::max(w.norm(), std::numeric_limits<double>::min());
     }
     finish(rec, s, sr, sequence, o);
+  }
+
+  // ---- checkpoints of the server (MPI mode) ---------------------------------------------------------
+
+  // The server's whole state after update t: where the engine is (the version each worker holds,
+  // whose turn it is), the last k weights (the ring: the weights the workers hold are among them),
+  // the momentum buffers, and what the final analysis needs (log‖s_t‖ of every update, the
+  // (worker, version read) sequence, the recorder's marks). 20 bytes per update applied plus
+  // (k + buffers)·P doubles: a run of 10⁷ updates checkpoints about 200 MB.
+  static constexpr std::uint32_t kServerStateMagic = 0x31535341;  // "ASS1"
+
+  std::string encode_server_state(std::int64_t t, double time, const ps::ServerPosition& position,
+                                  const std::vector<VectorXd>& ring, const as::ServerOptimizer& optimizer,
+                                  const std::vector<double>& log_norms, const std::vector<as::ScheduledUpdate>& sequence,
+                                  const StateRecorder& sr) const {
+    ByteWriter out;
+    out.put(kServerStateMagic);
+    out.put(static_cast<std::int32_t>(c_.dim));
+    out.put(static_cast<std::int32_t>(c_.mpi_workers));
+    out.put(t);
+    out.put(time);
+    out.put_array(position.held.data(), position.held.size());
+    out.put(static_cast<std::int32_t>(position.next_in_turn));
+    for (const VectorXd& v : ring) out.put_array(v.data(), static_cast<size_t>(v.size()));
+    out.put(static_cast<std::uint32_t>(optimizer.buffers().size()));
+    for (const VectorXd& b : optimizer.buffers()) out.put_array(b.data(), static_cast<size_t>(b.size()));
+    out.put_array(log_norms.data(), log_norms.size());
+    std::vector<std::int32_t> workers(sequence.size());
+    std::vector<std::int64_t> versions(sequence.size());
+    for (size_t i = 0; i < sequence.size(); ++i) {
+      workers[i] = sequence[i].worker;
+      versions[i] = sequence[i].version_read;
+    }
+    out.put_array(workers.data(), workers.size());
+    out.put_array(versions.data(), versions.size());
+    out.put(sr.last_recorded);
+    out.put(sr.last_sharpness);
+    out.put(sr.initial_distance);
+    for (const auto* points : {&sr.log_norms, &sr.sharpness_points}) {
+      std::vector<std::int64_t> steps;
+      std::vector<double> values;
+      for (const auto& [step, value] : *points) {
+        steps.push_back(step);
+        values.push_back(value);
+      }
+      out.put_array(steps.data(), steps.size());
+      out.put_array(values.data(), values.size());
+    }
+    return out.take();
+  }
+
+  // Restores what encode_server_state saved; returns t. Throws StoreError for a state that does
+  // not belong to this task (another dimension or worker count) or is damaged.
+  std::int64_t restore_server_state(const std::string& state, ps::ServerPosition& position, std::vector<VectorXd>& ring,
+                                    as::ServerOptimizer& optimizer, std::vector<double>& log_norms,
+                                    std::vector<as::ScheduledUpdate>& sequence, StateRecorder& sr,
+                                    double& time) const {
+    try {
+      ByteReader in(state, "async_sgd checkpoint");
+      if (in.get<std::uint32_t>() != kServerStateMagic) throw StoreError("async_sgd: not a parameter-server checkpoint");
+      if (in.get<std::int32_t>() != c_.dim || in.get<std::int32_t>() != c_.mpi_workers)
+        throw StoreError("async_sgd: the checkpoint is of another dimension or worker count");
+      const std::int64_t t = in.get<std::int64_t>();
+      time = in.get<double>();
+      position.version = t;
+      position.held = in.get_array<std::int64_t>();
+      position.next_in_turn = in.get<std::int32_t>();
+      if (t < 0 || t > c_.updates || position.held.size() != static_cast<size_t>(c_.mpi_workers + 1))
+        throw StoreError("async_sgd: damaged checkpoint (update count or workers)");
+      auto vector_of = [&](std::vector<double> values) {
+        if (values.size() != static_cast<size_t>(c_.dim)) throw StoreError("async_sgd: damaged checkpoint (vector size)");
+        return VectorXd(Eigen::Map<const VectorXd>(values.data(), c_.dim));
+      };
+      for (VectorXd& v : ring) v = vector_of(in.get_array<double>());
+      std::vector<VectorXd> buffers(in.get<std::uint32_t>());
+      for (VectorXd& b : buffers) b = vector_of(in.get_array<double>());
+      try {
+        optimizer.set_buffers(buffers);
+      } catch (const std::invalid_argument& e) {
+        throw StoreError(std::string("async_sgd checkpoint: ") + e.what());
+      }
+      log_norms = in.get_array<double>();
+      const std::vector<std::int32_t> workers = in.get_array<std::int32_t>();
+      const std::vector<std::int64_t> versions = in.get_array<std::int64_t>();
+      if (log_norms.size() != static_cast<size_t>(t + 1) || workers.size() != static_cast<size_t>(t) ||
+          versions.size() != workers.size())
+        throw StoreError("async_sgd: damaged checkpoint (per-update logs)");
+      sequence.clear();
+      for (size_t i = 0; i < workers.size(); ++i) sequence.push_back({workers[i], versions[i]});
+      sr.last_recorded = in.get<std::int64_t>();
+      sr.last_sharpness = in.get<std::int64_t>();
+      sr.initial_distance = in.get<double>();
+      for (auto* points : {&sr.log_norms, &sr.sharpness_points}) {
+        const std::vector<std::int64_t> steps = in.get_array<std::int64_t>();
+        const std::vector<double> values = in.get_array<double>();
+        if (steps.size() != values.size()) throw StoreError("async_sgd: damaged checkpoint (recorder marks)");
+        points->clear();
+        for (size_t i = 0; i < steps.size(); ++i) points->emplace_back(steps[i], values[i]);
+      }
+      in.expect_end();
+      return t;
+    } catch (const TransportError& e) {
+      throw StoreError(e.what());
+    }
   }
 
   // ---- results, predictions and the verdict (both modes) ---------------------------------------------
@@ -911,6 +1056,9 @@ class AsyncSgdTask : public PreparedTask {
   }
 
   AsyncSgdConfig c_;
+  // Set by resume_from(): the server's saved state (group rank 0) and the update it was saved at.
+  std::string resume_state_;
+  std::int64_t resume_step_ = 0;
 };
 
 // ---- prepare(): validation and conversion --------------------------------------------------------------

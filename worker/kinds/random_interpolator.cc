@@ -30,6 +30,7 @@
 #include <map>
 #include <sstream>
 
+#include "common/byte_codec.h"
 #include "common/errors.h"
 #include "common/experiment_kind.h"
 #include "proto/gdlab.pb.h"
@@ -72,40 +73,11 @@ struct RandomInterpolatorConfig {
 std::shared_ptr<const RandomInterpolatorConfig> make_random_interpolator_config(const pb::RandomInterpolatorSpec& spec,
                                                                                const TaskContext& context);
 
-// ------------------------------------------------------------------ a small binary codec for units
-
-class Writer {
+// Units, their results and checkpoints use common/byte_codec.h.
+class Writer : public ByteWriter {};
+class Reader : public ByteReader {
  public:
-  template <class T>
-  void put(T v) {
-    char b[sizeof(T)];
-    std::memcpy(b, &v, sizeof(T));
-    out_.append(b, sizeof(T));
-  }
-  std::string take() { return std::move(out_); }
-
- private:
-  std::string out_;
-};
-
-class Reader {
- public:
-  explicit Reader(const std::string& in) : in_(in) {}
-  template <class T>
-  T get() {
-    if (at_ + sizeof(T) > in_.size()) throw TransportError("random_interpolator: truncated unit message");
-    T v;
-    std::memcpy(&v, in_.data() + at_, sizeof(T));
-    at_ += sizeof(T);
-    return v;
-  }
-  void expect_end() const {
-    if (at_ != in_.size()) throw TransportError("random_interpolator: unit message has trailing bytes");
-  }
-
- private:
-  const std::string& in_;
-  std::size_t at_ = 0;
+  explicit Reader(const std::string& in) : ByteReader(in, "random_interpolator unit message") {}
 };
 
 // Which sampler a unit runs: the learning-curve streams, the p* Monte Carlo over the whole

@@ -541,6 +541,14 @@ double ServerOptimizer::buffer_stable_norm() const {
   return m * std::sqrt(s);
 }
 
+void ServerOptimizer::set_buffers(const std::vector<VectorXd>& buffers) {
+  if (buffers.size() != buffers_.size()) throw std::invalid_argument("optimizer state: wrong number of momentum buffers");
+  for (size_t i = 0; i < buffers.size(); ++i) {
+    if (buffers[i].size() != buffers_[i].size()) throw std::invalid_argument("optimizer state: wrong momentum buffer size");
+    buffers_[i] = buffers[i];
+  }
+}
+
 void ServerOptimizer::reset() {
   for (auto& b : buffers_) b.setZero();
 }

@@ -297,6 +297,10 @@ class ServerOptimizer {
   double buffer_stable_norm() const;
   const OptimizerConfig& config() const { return c_; }
   void reset();
+  // The momentum buffers (none, one, or one per worker), for checkpoints of a parameter server.
+  const std::vector<VectorXd>& buffers() const { return buffers_; }
+  // Restores buffers() saved earlier; throws std::invalid_argument if their number or sizes differ.
+  void set_buffers(const std::vector<VectorXd>& buffers);
 
  private:
   const VectorXd* momentum_step(int worker, Eigen::Ref<const VectorXd> g);
