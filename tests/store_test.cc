@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
+#include <set>
 
 #include "common/campaign.h"
 #include "common/campaign_store.h"
@@ -145,6 +147,69 @@ TEST(CampaignStore, RejectsPathsOutsideTheTaskGroup) {
   s->add_time(1);
   s->add_value(1);
   EXPECT_THROW(store.append(chunk), StoreError);
+}
+
+// A task that checkpoints itself: on resume its group is cut back to the rows its checkpoint
+// lists (issue 8 §2); arrays, later series and result attributes go; the planned attributes stay;
+// appends then continue the cut-back series. A checkpoint whose rows the file lacks resets the task.
+TEST(CampaignStore, ResumeCutsACheckpointedTaskBackToItsRows) {
+  const std::string path = temp_path("cut_back.h5");
+  const Campaign campaign = parse_campaign(kSpec, "spec.textproto", "");
+  auto chunk = [](std::int64_t task, const std::string& series, std::vector<std::int64_t> steps) {
+    pb::TrajectoryChunk c;
+    c.set_task_id(task);
+    auto* s = c.add_series();
+    s->set_path(series);
+    s->set_width(1);
+    for (auto t : steps) {
+      s->add_step(t);
+      s->add_time(0.5 * static_cast<double>(t));
+      s->add_value(10.0 * static_cast<double>(t));
+    }
+    return c;
+  };
+  std::map<std::string, std::uint64_t> rows;
+  {
+    CampaignStore store = CampaignStore::create(path, campaign);
+    store.mark_running(0, 1);
+    store.append(chunk(0, "observables/loss", {0, 1, 2}));
+    store.append(chunk(0, "observables/sharpness", {0}));
+    store.flush();
+    rows = store.series_rows(0);  // the checkpoint
+    pb::TrajectoryChunk later = chunk(0, "observables/loss", {3, 4});
+    auto* a = later.add_arrays();
+    a->set_path("parameters/w_final");
+    a->add_shape(1);
+    a->add_value(1.0);
+    auto* attr = later.add_attributes();
+    attr->set_name("verdict");
+    attr->set_text("pass");
+    store.append(later);
+    store.append(chunk(0, "observables/late", {4}));
+    store.flush();
+  }
+  EXPECT_EQ(rows, (std::map<std::string, std::uint64_t>{{"observables/loss", 3}, {"observables/sharpness", 1}}));
+  std::set<std::int64_t> done, cut;
+  std::map<std::int64_t, std::map<std::string, std::uint64_t>> cut_back{{0, rows}, {1, {{"observables/loss", 7}}}};
+  {
+    CampaignStore store = CampaignStore::resume(path, campaign, &done, cut_back, &cut);
+    EXPECT_TRUE(done.empty());
+    EXPECT_EQ(cut, (std::set<std::int64_t>{0}));  // task 1 has no such rows: reset instead
+    store.mark_running(0, 1);
+    store.append(chunk(0, "observables/loss", {3}));
+    store.flush();
+  }
+  h5::File f = h5::File::open_read_only(path);
+  h5::Group g = f.open_group("tasks/task_000000");
+  EXPECT_EQ(g.open_dataset("observables/loss/step").read_ints(), (std::vector<std::int64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(g.open_dataset("observables/loss/value").read_doubles(), (std::vector<double>{0, 10, 20, 30}));
+  EXPECT_EQ(g.open_dataset("observables/sharpness/step").read_ints(), (std::vector<std::int64_t>{0}));
+  EXPECT_FALSE(g.exists("observables/late"));
+  EXPECT_FALSE(g.exists("parameters/w_final"));
+  EXPECT_FALSE(g.has_attribute("verdict"));
+  EXPECT_EQ(g.attribute_string("kind"), "separable_gd");
+  EXPECT_TRUE(g.exists("config"));
+  EXPECT_FALSE(f.open_group("tasks/task_000001").exists("observables"));
 }
 
 }  // namespace
