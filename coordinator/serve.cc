@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -9,6 +10,7 @@
 
 #include "common/campaign.h"
 #include "common/errors.h"
+#include "common/hdf5.h"
 #include "coordinator/coordinator.h"
 
 namespace gdlab {
@@ -57,6 +59,43 @@ class Server {
         workers_(transport.size() - 1) {
     coordinator_.set_keep_workers(true);
     coordinator_.set_listener(&publisher_);
+  }
+
+  // A server started on a DATA directory of an earlier one (after a crash, a drain, a preempted
+  // job) takes up every campaign there that did not end: its file is reopened with --resume
+  // semantics (done tasks kept, tasks with a checkpoint continue from it, the rest run again), under
+  // its old id. Ids of new campaigns start after the highest there, so no file is ever replaced.
+  void recover() {
+    std::vector<std::pair<std::int64_t, std::string>> files;
+    for (const auto& entry : std::filesystem::directory_iterator(options_.data_dir)) {
+      const std::string name = entry.path().filename().string();
+      long long id = 0;
+      int consumed = 0;
+      if (name.size() < 4 || name.compare(name.size() - 3, 3, ".h5") != 0) continue;
+      if (std::sscanf(name.c_str(), "campaign_%lld_%n", &id, &consumed) != 1 || consumed == 0 || id < 1) continue;
+      files.emplace_back(static_cast<std::int64_t>(id), entry.path().string());
+    }
+    std::sort(files.begin(), files.end());
+    for (const auto& [id, path] : files) {
+      next_id_ = std::max(next_id_, id + 1);
+      try {
+        std::string status, spec_text, spec_file;
+        {
+          const h5::File f = h5::File::open_read_only(path);
+          status = f.has_attribute("gdlab_status") ? f.attribute_string("gdlab_status") : "";
+          spec_text = f.open_dataset("parameters/spec_text").read_string();
+          spec_file = f.open_group("parameters").attribute_string("spec_file");
+        }
+        if (status == "complete" || status == "failed" || status == "cancelled") continue;
+        Campaign campaign = parse_campaign(spec_text, spec_file, options_.input_dirs.front(), options_.input_dirs);
+        campaign.check_fits(workers_);
+        coordinator_.add(std::make_unique<CampaignRun>(id, std::move(campaign), path, options_.quiet, /*resume=*/true));
+        message("campaign " + std::to_string(id) + " was " + (status.empty() ? "unfinished" : status) +
+                " when the last server stopped: resuming " + path);
+      } catch (const std::exception& e) {
+        message("cannot resume " + path + " (left as it is): " + e.what());
+      }
+    }
   }
 
   int run(CommandQueue& queue, FrontEnd& front) {
@@ -169,11 +208,14 @@ class Server {
     } catch (const InputError& e) {
       return error_reply("invalid_spec", e.what());
     }
-    const std::int64_t id = next_id_++;
-    char file[64];
-    std::snprintf(file, sizeof file, "campaign_%04lld_", static_cast<long long>(id));
-    const std::string out = (std::filesystem::path(options_.data_dir) / (file + campaign.spec.name() + ".h5")).string();
-    std::filesystem::remove(out);  // a leftover of an earlier server with the same id
+    std::int64_t id = 0;
+    std::string out;
+    do {  // never replaces a file: ids already used in DIR were skipped by recover()
+      id = next_id_++;
+      char file[64];
+      std::snprintf(file, sizeof file, "campaign_%04lld_", static_cast<long long>(id));
+      out = (std::filesystem::path(options_.data_dir) / (file + campaign.spec.name() + ".h5")).string();
+    } while (std::filesystem::exists(out));
     CampaignRun& run = coordinator_.add(std::make_unique<CampaignRun>(id, std::move(campaign), out, options_.quiet));
     message("campaign " + std::to_string(id) + " (" + run.campaign().spec.name() + ", " +
             std::to_string(run.campaign().tasks.size()) + " tasks) queued -> " + out);
@@ -199,6 +241,10 @@ int serve(const ServiceOptions& options, Transport& transport, const std::string
   const std::string token = write_token_file(options.data_dir);
   FrontEnd front(options, token, queue);
   front.start();
+  // Campaigns a previous server left unfinished in DATA are queued before anyone can connect
+  // (the endpoint file appears after this).
+  Server server(options, transport, mpi_thread_level, front);
+  server.recover();
   {
     // Tests and scripts find the server here (useful with --listen 127.0.0.1:0).
     std::ofstream(std::filesystem::path(options.data_dir) / "endpoint") << front.endpoint() << "\n";
@@ -209,7 +255,6 @@ int serve(const ServiceOptions& options, Transport& transport, const std::string
     std::cerr << "[gdlab serve] listening on " << front.endpoint() << " with " << transport.size() - 1
               << " workers; MPI thread level " << mpi_thread_level << "; data " << options.data_dir << "; token "
               << options.data_dir << "/token" << std::endl;
-  Server server(options, transport, mpi_thread_level, front);
   const int code = server.run(queue, front);
   front.stop();
   return code;
