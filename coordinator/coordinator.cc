@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "common/checkpoint.h"
+#include "common/chunk_builder.h"
 #include "common/errors.h"
 #include "common/wire.h"
 
@@ -32,44 +33,20 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 // The recorder of a merger on rank 0: it builds the same TrajectoryChunk a worker would send.
 class ChunkRecorder : public Recorder {
  public:
-  ChunkRecorder(std::int64_t campaign_id, std::int64_t task_id) {
-    chunk_.set_campaign_id(campaign_id);
-    chunk_.set_task_id(task_id);
-  }
+  ChunkRecorder(std::int64_t campaign_id, std::int64_t task_id) : builder_(campaign_id, task_id) {}
   void append(std::string_view path, std::int64_t step, double time, std::span<const double> value) override {
-    pb::SeriesChunk* s = nullptr;
-    for (auto& existing : *chunk_.mutable_series())
-      if (existing.path() == path) s = &existing;
-    if (s == nullptr) {
-      s = chunk_.add_series();
-      s->set_path(std::string(path));
-      s->set_width(static_cast<std::int32_t>(value.size()));
-    }
-    s->add_step(step);
-    s->add_time(time);
-    for (double v : value) s->add_value(v);
+    builder_.append(path, step, time, value);
   }
   void put_array(std::string_view path, std::vector<std::uint64_t> shape, std::span<const double> data) override {
-    auto* a = chunk_.add_arrays();
-    a->set_path(std::string(path));
-    for (auto d : shape) a->add_shape(d);
-    for (double v : data) a->add_value(v);
+    builder_.put_array(path, shape, data);
   }
-  void set_attribute(std::string_view name, std::string_view text) override {
-    auto* a = chunk_.add_attributes();
-    a->set_name(std::string(name));
-    a->set_text(std::string(text));
-  }
-  void set_attribute(std::string_view name, double value) override {
-    auto* a = chunk_.add_attributes();
-    a->set_name(std::string(name));
-    a->set_number(value);
-  }
-  bool empty() const { return chunk_.series_size() == 0 && chunk_.arrays_size() == 0 && chunk_.attributes_size() == 0; }
-  const pb::TrajectoryChunk& chunk() const { return chunk_; }
+  void set_attribute(std::string_view name, std::string_view text) override { builder_.set_attribute(name, text); }
+  void set_attribute(std::string_view name, double value) override { builder_.set_attribute(name, value); }
+  bool empty() const { return builder_.empty(); }
+  const pb::TrajectoryChunk& chunk() const { return builder_.chunk(); }
 
  private:
-  pb::TrajectoryChunk chunk_;
+  ChunkBuilder builder_;
 };
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "common/campaign.h"
+#include "common/chunk_builder.h"
 #include "common/errors.h"
 #include "common/experiment_kind.h"
 #include "common/wire.h"
@@ -104,9 +105,8 @@ class ChunkingRecorder : public Recorder, public TaskCheckpointing {
         options_(options),
         campaign_id_(campaign_id),
         task_id_(task_id),
-        checkpointable_(checkpointable) {
-    reset();
-  }
+        checkpointable_(checkpointable),
+        builder_(campaign_id, task_id) {}
 
   TaskCheckpointing* checkpointing() override { return checkpointable_ ? this : nullptr; }
   bool due() const override { return outbox_.checkpoint_requested(); }
@@ -125,65 +125,31 @@ class ChunkingRecorder : public Recorder, public TaskCheckpointing {
   }
 
   void append(std::string_view path, std::int64_t step, double time, std::span<const double> value) override {
-    auto it = index_.find(path);
-    if (it == index_.end()) {
-      auto* s = chunk().add_series();
-      s->set_path(std::string(path));
-      s->set_width(static_cast<std::int32_t>(value.size()));
-      it = index_.emplace(std::string(path), chunk().series_size() - 1).first;
-    }
-    auto* s = chunk().mutable_series(it->second);
-    if (static_cast<std::size_t>(s->width()) != value.size())
-      throw Error("series " + std::string(path) + ": sample width changed");
-    s->add_step(step);
-    s->add_time(time);
-    for (double v : value) s->add_value(v);
-    bytes_ += 16 + 8 * value.size();
+    builder_.append(path, step, time, value);
     maybe_send();
   }
 
   void put_array(std::string_view path, std::vector<std::uint64_t> shape, std::span<const double> data) override {
-    auto* a = chunk().add_arrays();
-    a->set_path(std::string(path));
-    for (auto d : shape) a->add_shape(d);
-    for (double v : data) a->add_value(v);
-    bytes_ += 8 * data.size();
+    builder_.put_array(path, shape, data);
     maybe_send();
   }
 
-  void set_attribute(std::string_view name, std::string_view text) override {
-    auto* a = chunk().add_attributes();
-    a->set_name(std::string(name));
-    a->set_text(std::string(text));
-  }
-
-  void set_attribute(std::string_view name, double value) override {
-    auto* a = chunk().add_attributes();
-    a->set_name(std::string(name));
-    a->set_number(value);
-  }
+  void set_attribute(std::string_view name, std::string_view text) override { builder_.set_attribute(name, text); }
+  void set_attribute(std::string_view name, double value) override { builder_.set_attribute(name, value); }
 
   void send() {
-    const auto& c = msg_.chunk();
-    if (c.series_size() == 0 && c.arrays_size() == 0 && c.attributes_size() == 0) return;
-    outbox_.ship(std::move(msg_));
-    reset();
+    if (builder_.empty()) return;
+    pb::WireMessage msg;
+    *msg.mutable_chunk() = builder_.take();
+    outbox_.ship(std::move(msg));
+    born_ = std::chrono::steady_clock::now();
   }
 
  private:
-  pb::TrajectoryChunk& chunk() { return *msg_.mutable_chunk(); }
-  void reset() {
-    msg_.Clear();
-    chunk().set_task_id(task_id_);
-    chunk().set_campaign_id(campaign_id_);
-    index_.clear();
-    bytes_ = 0;
-    born_ = std::chrono::steady_clock::now();
-  }
   // Cancellation is checked when a chunk is sent, and at most every 50 ms between chunks.
   void maybe_send() {
     const auto now = std::chrono::steady_clock::now();
-    if (bytes_ >= options_.chunk_bytes || now - born_ >= options_.chunk_age) {
+    if (builder_.bytes() >= options_.chunk_bytes || now - born_ >= options_.chunk_age) {
       send();
       last_cancel_check_ = now;
       outbox_.check_cancelled();
@@ -199,10 +165,8 @@ class ChunkingRecorder : public Recorder, public TaskCheckpointing {
   std::int64_t task_id_;
   bool checkpointable_;
   std::chrono::steady_clock::time_point last_cancel_check_ = std::chrono::steady_clock::now();
-  pb::WireMessage msg_;
-  std::map<std::string, int, std::less<>> index_;
-  std::size_t bytes_ = 0;
-  std::chrono::steady_clock::time_point born_;
+  ChunkBuilder builder_;
+  std::chrono::steady_clock::time_point born_ = std::chrono::steady_clock::now();
 };
 
 // The recorder of group ranks other than 0: their results do not go to the file.
