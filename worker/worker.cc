@@ -114,6 +114,15 @@ class ChunkingRecorder : public Recorder, public TaskCheckpointing {
   // the rows those chunks put in the file.
   void save(std::int64_t step, std::string state) override {
     send();
+    // One MPI message carries the state (an int count of bytes): beyond 1 GiB the checkpoint is
+    // skipped with a warning, and a resume continues from the previous one.
+    constexpr std::size_t kMaxStateBytes = std::size_t{1} << 30;
+    if (state.size() > kMaxStateBytes) {
+      std::cerr << "gdlab: task " << task_id_ << ": checkpoint state of " << state.size()
+                << " bytes is over 1 GiB; not saved (the previous checkpoint stays)" << std::endl;
+      outbox_.checkpoint_saved();
+      return;
+    }
     pb::WireMessage msg;
     auto* c = msg.mutable_task_checkpoint();
     c->set_campaign_id(campaign_id_);
