@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -100,6 +101,30 @@ inline std::string spec_error_field(const ExperimentKind& kind, const google::pr
     return e.field();
   }
   return no_error;
+}
+
+// Where the checks of kind.prepare(spec, context) and of the task's run() reject `spec` with a
+// SpecError on `field`: "prepare", "run", or "" when neither does (another error of run() counts
+// as passing the checks). For checks that prepare() may leave to run() (data too large to build).
+inline std::string rejected_at(const ExperimentKind& kind, const google::protobuf::Message& spec,
+                               const TaskContext& context, const std::string& field) {
+  std::unique_ptr<PreparedTask> task;
+  try {
+    task = kind.prepare(spec, context);
+  } catch (const SpecError& e) {
+    EXPECT_EQ(e.field(), field) << e.what();
+    return "prepare";
+  }
+  try {
+    MemoryRecorder rec;
+    task->run(rec);
+  } catch (const SpecError& e) {
+    EXPECT_EQ(e.field(), field) << e.what();
+    return "run";
+  } catch (const Error&) {
+    // Past the checks (e.g. GD diverging under allow_large_step).
+  }
+  return "";
 }
 
 // The message of the InputError that parse_campaign(text, display_path, "") throws, or "" if it

@@ -22,6 +22,7 @@
 #include "common/random.h"
 #include "proto/gdlab.pb.h"
 #include "tests/kind_test_util.h"
+#include "worker/kinds/separable_common.h"
 
 namespace gdlab {
 namespace {
@@ -618,6 +619,22 @@ TEST(LexicographicBadInput, InitScaleIsSweepable) {
   const Campaign c = parse_campaign(text, "spec.textproto", "");
   ASSERT_EQ(c.tasks.size(), 2u);
   EXPECT_EQ(c.tasks[1].experiment.lexicographic_margin().init_scale(), 0.5);
+}
+
+// ---- validation: the max margin of the data is solved once per data set --------------------------
+
+TEST(LexicographicValidation, SweepSolvesTheMaxMarginOnce) {
+  // Points of this test only, so the process-wide cache has not seen them.
+  const std::string text =
+      "schema_version: 1\nname: \"t\"\nexperiments {\n  name: \"a\"\n"
+      "  sweep { field: \"lr\" numbers: [0.01, 0.02, 0.05, 0.1] }\n"
+      "  lexicographic_margin { method: METHOD_GD submodels { depth: 2 } steps: 10\n"
+      "    dataset { points { point { x: [1, 0.25] } point { x: [0.5, 2.75] } point { x: [-1, 0.5] y: -1 } } } }\n}\n";
+  const SeparableWorkCounts before = separable_work_counts();
+  Campaign c;
+  EXPECT_NO_THROW(c = parse_campaign(text, "spec.textproto", ""));
+  EXPECT_EQ(c.tasks.size(), 4u);
+  EXPECT_EQ(separable_work_counts().max_margin_solves - before.max_margin_solves, 1u);
 }
 
 }  // namespace

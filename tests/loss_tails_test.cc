@@ -8,7 +8,9 @@
 //  * the acceptance tests T3.1–T3.3 of §3.7 at the spec's sizes (planted2 d = 5, N = 40), run
 //    through the kind so the recorded verdict is checked too, with negative controls: the wrong ν in
 //    C_ν/g^ν, and the max-margin direction for polynomial tails, must fail;
-//  * bad input: prepare() throws SpecError naming the field, and the campaign loader reports file:line.
+//  * bad input: prepare() throws SpecError naming the field, and the campaign loader reports file:line;
+//  * validation builds no planted2 data when the step-size check is scale-free (or there is none),
+//    and that shortcut decides as the check computed with the data.
 // T3.4 (deep linear net) is not implemented.
 #include <gtest/gtest.h>
 
@@ -26,6 +28,7 @@
 #include "common/experiment_kind.h"
 #include "proto/gdlab.pb.h"
 #include "tests/kind_test_util.h"
+#include "worker/kinds/separable_common.h"
 #include "worker/numerics/loss_tails.h"
 #include "worker/numerics/separable.h"
 
@@ -465,6 +468,96 @@ TEST(TailsBadInput, CampaignLoaderReportsFileLineAndField) {
   const std::string e = test_util::campaign_error(spec);
   EXPECT_NE(e.find("spec.textproto:7:5: experiments[0].loss_tails.nu: must be in (0, 16] (got -0.5)"), std::string::npos)
       << e;
+}
+
+// ---- Validation without the data ---------------------------------------------------------------------
+
+// The expensive steps done by `work` (datasets built, max margins solved).
+template <typename Work>
+SeparableWorkCounts work_of(Work&& work) {
+  const SeparableWorkCounts before = separable_work_counts();
+  work();
+  const SeparableWorkCounts after = separable_work_counts();
+  return {after.datasets_built - before.datasets_built, after.max_margin_solves - before.max_margin_solves};
+}
+
+TEST(TailsValidation, NormalisedStepsAndScaleFreeStepsBuildNoData) {
+  const std::string text =
+      "schema_version: 1\nname: \"t\"\nexperiments {\n  name: \"a\"\n"
+      "  sweep { field: \"dataset.planted2.seed\" numbers: [427001, 427002, 427003] }\n"
+      "  sweep { field: \"schedule\" values: [\"SCHEDULE_FIXED\", \"SCHEDULE_NGD_SQRT\"] }\n"
+      "  loss_tails { loss: LOSS_EXPONENTIAL lr: 1 lr_rule: LR_OVER_SIGMA_MAX_SQ steps: 1000\n"
+      "    dataset { planted2 { d: 40 n: 400 } } }\n}\n";
+  const auto work = work_of([&] { EXPECT_EQ(test_util::campaign_error(text), ""); });
+  EXPECT_EQ(work.datasets_built, 0u);
+  EXPECT_EQ(work.max_margin_solves, 0u);
+}
+
+// On planted2 data too large to build in prepare(), the step-size check is split: prepare()
+// rejects the steps that fail on any data, run() makes the check with the data. Together they
+// must decide exactly as the check computed with the data (as prepare() did before): the step of
+// lr_rule must be finite and > 0 and, for the fixed schedule, below 2/(β σ_max²).
+TEST(TailsValidation, SplitStepCheckAgreesWithTheDataCheck) {
+  const double ulp = std::numeric_limits<double>::epsilon();
+  constexpr int kD = 20, kN = 60;  // n·d² = 24000: above kValidationBuildWork
+  ASSERT_GT(static_cast<double>(kN) * kD * kD, kValidationBuildWork);
+  std::uint64_t seed = 427100;
+  int rejected_by_prepare = 0;
+  struct LossCase {
+    pb::LossTailsSpec::Loss loss;
+    TailLoss tail;
+  };
+  const LossCase losses[] = {{pb::LossTailsSpec::LOSS_LOGISTIC, {Tail::Logistic, 1.0}},
+                             {pb::LossTailsSpec::LOSS_POLYNOMIAL, {Tail::Polynomial, 2.0}},
+                             {pb::LossTailsSpec::LOSS_POLY_EXPONENTIAL, {Tail::PolyExponential, 2.0}}};
+  for (const auto& loss : losses) {
+    for (const auto rule : {pb::LossTailsSpec::LR_ABSOLUTE, pb::LossTailsSpec::LR_OVER_SIGMA_MAX_SQ,
+                            pb::LossTailsSpec::LR_OVER_MAX_SQ_NORM}) {
+      for (const auto schedule : {pb::LossTailsSpec::SCHEDULE_FIXED, pb::LossTailsSpec::SCHEDULE_NGD_CONST}) {
+        for (const bool allow : {false, true}) {
+          for (const double factor : {1e-3, 1 - 1e-9, 1 - ulp, 1.0, 1 + ulp, 1 + 1e-8, 2.0}) {
+            ++seed;  // data of its own, so nothing comes from the cache
+            const MatrixXd Xt = separable::make_planted2(kD, kN, seed).data.absorbed();
+            const double sigma = separable::sigma_max(Xt);
+            const double max_sq = Xt.rowwise().squaredNorm().maxCoeff();
+            const double beta = loss.tail.smoothness();
+            const double bound = 2.0 / (beta * sigma * sigma);
+            const double scale = rule == pb::LossTailsSpec::LR_OVER_SIGMA_MAX_SQ ? 1.0 / (sigma * sigma)
+                                 : rule == pb::LossTailsSpec::LR_OVER_MAX_SQ_NORM ? 1.0 / max_sq
+                                                                                  : 1.0;
+            const double lr = bound / scale * factor;
+            const double step = rule == pb::LossTailsSpec::LR_OVER_SIGMA_MAX_SQ ? lr / (sigma * sigma)
+                                : rule == pb::LossTailsSpec::LR_OVER_MAX_SQ_NORM ? lr / max_sq
+                                                                                 : lr;
+            const bool rejected = !(step > 0) || !std::isfinite(step) ||
+                                  (schedule == pb::LossTailsSpec::SCHEDULE_FIXED && step >= bound && !allow);
+            pb::LossTailsSpec s;
+            s.set_loss(loss.loss);
+            if (loss.loss == pb::LossTailsSpec::LOSS_POLYNOMIAL) s.set_k(loss.tail.exponent);
+            if (loss.loss == pb::LossTailsSpec::LOSS_POLY_EXPONENTIAL) s.set_nu(loss.tail.exponent);
+            s.set_lr(lr);
+            s.set_lr_rule(rule);
+            s.set_schedule(schedule);
+            s.set_compare_fixed_step(false);
+            s.set_allow_large_step(allow);
+            s.set_steps(3);
+            auto* p = s.mutable_dataset()->mutable_planted2();
+            p->set_d(kD);
+            p->set_n(kN);
+            p->set_seed(seed);
+            const auto work = work_of([&] { (void)error_field(s); });
+            EXPECT_EQ(work.datasets_built, 0u);
+            const std::string where = test_util::rejected_at(kind(), s, context(), "lr");
+            EXPECT_EQ(!where.empty(), rejected) << "loss " << loss.loss << " rule " << rule << " schedule " << schedule
+                                                << " allow " << allow << " lr " << lr << " rejected at " << where;
+            if (where == "prepare") ++rejected_by_prepare;
+          }
+        }
+      }
+    }
+  }
+  // lr/σ² with the fixed schedule above the bound: factors 1 + 1e-8 and 2, for each loss.
+  EXPECT_EQ(rejected_by_prepare, 6);
 }
 
 }  // namespace

@@ -579,6 +579,12 @@ TEST(ReluBadInput, SpecErrorsNameTheField) {
   EXPECT_EQ(with([](S& s) { s.clear_dataset(); }), "dataset");
   EXPECT_EQ(with([](S& s) { s.mutable_dataset()->mutable_synthetic()->set_n(0); }), "dataset.synthetic.n");
   EXPECT_EQ(with([](S& s) { s.mutable_dataset()->mutable_synthetic()->set_d(0); }), "dataset.synthetic.d");
+  // Each within its range, but 1e11 values together (800 GB drawn by prepare): rejected.
+  EXPECT_EQ(with([](S& s) {
+              s.mutable_dataset()->mutable_synthetic()->set_n(1'000'000);
+              s.mutable_dataset()->mutable_synthetic()->set_d(100'000);
+            }),
+            "dataset.synthetic.n");
   EXPECT_EQ(with([](S& s) { s.set_loss_normalization(S::LOSS_MEAN); }), "loss_normalization");
   EXPECT_EQ(with([](S& s) { s.set_output_bias(false); }), "output_bias");
   EXPECT_EQ(with([](S& s) { s.set_batch_size(5); }), "batch_size");  // with GD

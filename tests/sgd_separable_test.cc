@@ -9,7 +9,9 @@
 //    recorded verdict is checked too: criteria (a)–(c) per case and (d), the batch-size invariance,
 //    across cases;
 //  * the negative control of §2.6 (no LR scaling in the averaged form), which must fail (a);
-//  * bad input: prepare() throws SpecError naming the field, and the campaign loader reports file:line.
+//  * bad input: prepare() throws SpecError naming the field, and the campaign loader reports file:line;
+//  * validation builds no planted2 data when the step-size check is scale-free, and that shortcut
+//    decides as the check computed with the data; run() records the direct numbers.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -19,7 +21,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -29,6 +33,7 @@
 #include "common/experiment_kind.h"
 #include "proto/gdlab.pb.h"
 #include "tests/kind_test_util.h"
+#include "worker/kinds/separable_common.h"
 #include "worker/numerics/separable.h"
 #include "worker/numerics/sgd_separable.h"
 
@@ -425,6 +430,137 @@ TEST(SgdBadInput, CampaignLoaderReportsFileLineAndField) {
   e = test_util::campaign_error(sweep);
   EXPECT_NE(e.find("spec.textproto:5:3: experiments[0].sweep[0]: must divide N = 40"), std::string::npos) << e;
   EXPECT_NE(e.find("[sweep point batch_size=3]"), std::string::npos) << e;
+}
+
+// ---- Validation without the data ---------------------------------------------------------------------
+
+// The expensive steps done by `work` (datasets built, max margins solved).
+template <typename Work>
+SeparableWorkCounts work_of(Work&& work) {
+  const SeparableWorkCounts before = separable_work_counts();
+  work();
+  const SeparableWorkCounts after = separable_work_counts();
+  return {after.datasets_built - before.datasets_built, after.max_margin_solves - before.max_margin_solves};
+}
+
+TEST(SgdValidation, ScaleFreeStepBuildsNoData) {
+  // c = 1/max‖x̃‖² with B = 4 and reshuffling: c·β·λ ≤ β·B = 1 < 2 on any data. A sweep over the
+  // data seed validates without building any of them.
+  const std::string text =
+      "schema_version: 1\nname: \"t\"\nexperiments {\n  name: \"a\"\n"
+      "  sweep { field: \"dataset.planted2.seed\" numbers: [426001, 426002, 426003, 426004] }\n"
+      "  sgd_separable { lr: 1 lr_rule: LR_OVER_MAX_SQ_NORM batch_size: 4 epochs: 100000\n"
+      "    dataset { planted2 { d: 50 n: 1000 } } }\n}\n";
+  const auto work = work_of([&] { EXPECT_EQ(test_util::campaign_error(text), ""); });
+  EXPECT_EQ(work.datasets_built, 0u);
+  EXPECT_EQ(work.max_margin_solves, 0u);
+  // With replacement c·β·λ is exactly lr·β·B for c = lr/max‖x̃‖²: 10·(1/4)·4 = 10 > 2 on any data.
+  auto s = acceptance_spec(4, pb::SgdSeparableSpec::SAMPLER_WITH_REPLACEMENT, pb::SgdSeparableSpec::MINIBATCH_SUM, 10);
+  s.set_lr(10);
+  s.mutable_dataset()->mutable_planted2()->set_d(50);
+  s.mutable_dataset()->mutable_planted2()->set_n(1000);
+  s.mutable_dataset()->mutable_planted2()->set_seed(426005);
+  std::string message;
+  const auto rejected = work_of([&] {
+    try {
+      kind().prepare(s, context());
+    } catch (const SpecError& e) {
+      EXPECT_EQ(e.field(), "lr");
+      message = e.what();
+    }
+  });
+  EXPECT_EQ(rejected.datasets_built, 0u);
+  EXPECT_NE(message.find("per-sample step c=10/max|x|^2 with B=4 gives c*beta*lambda_max(minibatch)=10 > 2"),
+            std::string::npos)
+      << message;
+}
+
+// On planted2 data too large to build in prepare(), the step-size check is split: prepare()
+// rejects the steps that fail on any data, run() makes the check with the data. Together they
+// must decide exactly as the check computed with the data (as prepare() did before): c from
+// lr_rule, the applied step of the minibatch form, c_applied·β·λ_max bound > 2(1 + 1e-12).
+TEST(SgdValidation, SplitStepCheckAgreesWithTheDataCheck) {
+  const double ulp = std::numeric_limits<double>::epsilon();
+  constexpr int kD = 20, kN = 60;  // n·d² = 24000: above kValidationBuildWork
+  ASSERT_GT(static_cast<double>(kN) * kD * kD, kValidationBuildWork);
+  std::uint64_t seed = 426100;
+  int rejected_by_prepare = 0;
+  for (const auto rule : {pb::SgdSeparableSpec::LR_ABSOLUTE, pb::SgdSeparableSpec::LR_OVER_MAX_SQ_NORM,
+                          pb::SgdSeparableSpec::LR_OVER_SIGMA_MAX_SQ}) {
+    for (const auto sampler : {pb::SgdSeparableSpec::SAMPLER_RESHUFFLE, pb::SgdSeparableSpec::SAMPLER_WITH_REPLACEMENT}) {
+      for (const int form_case : {0, 1, 2}) {  // sum, mean, mean without the LR scaling
+        for (const int batch : {1, 4}) {
+          for (const bool allow : {false, true}) {
+            for (const double factor : {1e-3, 1 - 1e-9, 1 - ulp, 1.0, 1 + ulp, 1 + 1e-8, 2.0}) {
+              ++seed;  // data of its own, so nothing comes from the cache
+              const MatrixXd Xt = separable::make_planted2(kD, kN, seed).data.absorbed();
+              const double sigma = separable::sigma_max(Xt);
+              const double max_sq = Xt.rowwise().squaredNorm().maxCoeff();
+              const auto form = form_case == 0 ? MinibatchForm::Sum : MinibatchForm::Mean;
+              const auto sampler_kind =
+                  sampler == pb::SgdSeparableSpec::SAMPLER_WITH_REPLACEMENT ? Sampler::WithReplacement : Sampler::Reshuffle;
+              const double scale = rule == pb::SgdSeparableSpec::LR_OVER_MAX_SQ_NORM   ? 1.0 / max_sq
+                                   : rule == pb::SgdSeparableSpec::LR_OVER_SIGMA_MAX_SQ ? 1.0 / (sigma * sigma)
+                                                                                        : 1.0;
+              const double curvature = sgd_separable::batch_curvature_bound(Xt, batch, sampler_kind);
+              // c·β·λ at lr = 1 (logistic, β = 1/4); the bound 2 is met at lr = 2/at_one.
+              const double at_one = sgd_separable::step_sizes(form, scale, batch, form_case == 2).per_sample_actual *
+                                    0.25 * curvature;
+              const double lr = 2.0 / at_one * factor;
+              const double c = rule == pb::SgdSeparableSpec::LR_OVER_MAX_SQ_NORM   ? lr / max_sq
+                               : rule == pb::SgdSeparableSpec::LR_OVER_SIGMA_MAX_SQ ? lr / (sigma * sigma)
+                                                                                    : lr;
+              const double product =
+                  sgd_separable::step_sizes(form, c, batch, form_case == 2).per_sample_actual * 0.25 * curvature;
+              const bool rejected = product > 2.0 * (1.0 + 1e-12) && !allow;
+
+              pb::SgdSeparableSpec s;
+              s.set_lr(lr);
+              s.set_lr_rule(rule);
+              s.set_sampler(sampler);
+              s.set_minibatch_form(form_case == 0 ? pb::SgdSeparableSpec::MINIBATCH_SUM
+                                                  : pb::SgdSeparableSpec::MINIBATCH_MEAN);
+              s.set_no_lr_scaling(form_case == 2);
+              s.set_batch_size(batch);
+              s.set_allow_large_step(allow);
+              s.set_epochs(3);
+              auto* p = s.mutable_dataset()->mutable_planted2();
+              p->set_d(kD);
+              p->set_n(kN);
+              p->set_seed(seed);
+              const auto work = work_of([&] { (void)error_field(s); });
+              EXPECT_EQ(work.datasets_built, 0u);
+              const std::string where = test_util::rejected_at(kind(), s, context(), "lr");
+              EXPECT_EQ(!where.empty(), rejected) << "rule " << rule << " sampler " << sampler << " form " << form_case
+                                                  << " B " << batch << " allow " << allow << " lr " << lr
+                                                  << " rejected at " << where;
+              if (where == "prepare") ++rejected_by_prepare;
+            }
+          }
+        }
+      }
+    }
+  }
+  // lr/max‖x̃‖² with replacement above the bound: factors 1 + 1e-8 and 2, 3 forms, 2 batch sizes.
+  EXPECT_EQ(rejected_by_prepare, 12);
+}
+
+TEST(SgdValidation, RunRecordsTheDirectComputation) {
+  auto s = acceptance_spec(4, pb::SgdSeparableSpec::SAMPLER_RESHUFFLE, pb::SgdSeparableSpec::MINIBATCH_SUM, 10);
+  s.mutable_dataset()->mutable_planted2()->set_seed(426002);
+  std::unique_ptr<PreparedTask> task;
+  EXPECT_EQ(work_of([&] { task = kind().prepare(s, context()); }).max_margin_solves, 0u);
+  MemoryRecorder rec;
+  task->run(rec);
+  const MatrixXd Xt = separable::make_planted2(5, 40, 426002).data.absorbed();
+  const double max_sq = Xt.rowwise().squaredNorm().maxCoeff();
+  const separable::MaxMargin mm = separable::solve_max_margin(Xt);
+  const VectorXd w_tilde = separable::solve_w_tilde(Xt, mm, 1.0 / max_sq, VectorXd::Zero(5));
+  EXPECT_EQ(rec.arrays.at("parameters/sigma_max"), std::vector<double>{separable::sigma_max(Xt)});
+  EXPECT_EQ(rec.arrays.at("parameters/max_sq_norm"), std::vector<double>{max_sq});
+  EXPECT_EQ(rec.arrays.at("parameters/c"), std::vector<double>{1.0 / max_sq});
+  EXPECT_EQ(rec.arrays.at("parameters/w_hat"), std::vector<double>(mm.w_hat.data(), mm.w_hat.data() + 5));
+  EXPECT_EQ(rec.arrays.at("parameters/w_tilde"), std::vector<double>(w_tilde.data(), w_tilde.data() + 5));
 }
 
 }  // namespace

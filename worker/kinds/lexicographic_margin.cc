@@ -22,6 +22,7 @@
 #include "common/errors.h"
 #include "common/experiment_kind.h"
 #include "proto/gdlab.pb.h"
+#include "worker/kinds/separable_common.h"
 #include "worker/numerics/lexicographic_margin.h"
 #include "worker/numerics/separable.h"
 
@@ -422,12 +423,17 @@ class LexicographicMarginKind : public ExperimentKind {
     load_dataset(s, context, c);
     const int d = static_cast<int>(c.Xt.cols());
     try {
-      c.max_margin = separable::solve_max_margin(c.Xt);
+      // From the process-wide cache: the tasks of a sweep over other fields share the data and
+      // solve their max margin once.
+      c.max_margin = shared_separable_data(c.data)->max_margin();
     } catch (const InputError& e) {
       // Every ensemble of diagonal nets is linear in x (f = wᵀx, w = Σ_k β_k), so it separates
       // the data iff they are linearly separable through the origin.
       throw SpecError("dataset", std::string("the data must be separable by the model (linearly, through the origin): ") +
                                      e.what());
+    } catch (const NumericError& e) {
+      // Separable in principle, but with a margin too small next to the data's scale for the solver.
+      throw SpecError("dataset", std::string("the max-margin solution of these data cannot be computed: ") + e.what());
     }
 
     // ---- model and init ----

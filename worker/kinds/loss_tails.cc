@@ -15,6 +15,7 @@
 // parameters/, and a verdict attribute with the criteria of §3.7 that apply to the task.
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <sstream>
 
 #include "common/errors.h"
@@ -42,17 +43,24 @@ constexpr double kMaxExponent = 16.0;
 constexpr std::int64_t kRateCheckFrom = 1000;
 
 struct LossTailsConfig {
-  separable::Dataset data;
-  MatrixXd Xt;
+  std::shared_ptr<const SeparableDataSource> source;
   TailLoss loss;
   std::string loss_name;
   Schedule schedule = Schedule::Fixed;
   std::string schedule_name;
-  double lr = 0;  // η or η₀
+  double spec_lr = 0;  // the spec's lr, read through lr_rule
+  pb::LossTailsSpec::LrRule lr_rule = pb::LossTailsSpec::LR_ABSOLUTE;
+  bool allow_large_step = false;
   std::string lr_description;
   std::int64_t steps = 0;
   int points_per_decade = 10;
   bool compare_fixed_step = true;
+  pb::LossTailsTolerance tol;
+};
+
+// What run() derives from the data: the step and the ground truth of separable.md §3.
+struct LossTailsTruth {
+  double lr = 0;  // η or η₀
   double sigma_max = 0;
   double max_sq_norm = 0;
   separable::MaxMargin max_margin;
@@ -61,8 +69,51 @@ struct LossTailsConfig {
   double vstar_angle_gap = 0;             // 1 − cos(v*, ŵ)
   double vstar_margin = 0;                // min_n x̃_nᵀv*
   VectorXd w_tilde;                       // fixed step with an e^{−u} tail: w̃(η) of §0.5
-  pb::LossTailsTolerance tol;
 };
+
+// The step η (or η₀) of the spec's lr_rule on `data`, checked: a finite number > 0 and, for the
+// fixed schedule unless allow_large_step, below the Lemma 1 bound. Throws SpecError on "lr".
+// prepare() and run() both call it, so the task runs with the step it was checked with.
+double checked_step(const LossTailsConfig& c, const SeparableData& data) {
+  double lr = c.spec_lr;
+  switch (c.lr_rule) {
+    case pb::LossTailsSpec::LR_OVER_SIGMA_MAX_SQ:
+      lr = c.spec_lr / (data.sigma_max() * data.sigma_max());
+      break;
+    case pb::LossTailsSpec::LR_OVER_MAX_SQ_NORM:
+      lr = c.spec_lr / data.max_sq_norm();
+      break;
+    default:
+      break;
+  }
+  if (!(lr > 0) || !std::isfinite(lr)) throw SpecError("lr", "the step size " + fmt(lr) + " is not a finite number > 0");
+  if (c.schedule == Schedule::Fixed) {
+    // Soudry et al. Lemma 1 (separable.md §0.3) with β = sup ℓ″ of the chosen loss.
+    const double beta = c.loss.smoothness();
+    const double sigma_max = data.sigma_max();
+    const double bound = 2.0 / (beta * sigma_max * sigma_max);
+    if (lr >= bound && !c.allow_large_step)
+      throw SpecError("lr", "step size eta=" + fmt(lr) + " is not below 2/(beta sigma_max^2)=" + fmt(bound) +
+                                " (beta=" + fmt(beta) + " for " + c.loss_name +
+                                "; Lemma 1, separable.md §0.3); set allow_large_step: true to run it anyway");
+  }
+  return lr;
+}
+
+// The part of checked_step that needs no data, for generated data too large to build in
+// prepare(): with the fixed schedule and LR_OVER_SIGMA_MAX_SQ, η = lr/σ² against the bound
+// 2/(βσ²) is lr against 2/β, so a step above it fails on any data. Throws the SpecError on "lr"
+// then; any other outcome is left to run()'s check.
+void reject_step_above_any_bound(const LossTailsConfig& c) {
+  if (c.schedule != Schedule::Fixed || c.allow_large_step || c.lr_rule != pb::LossTailsSpec::LR_OVER_SIGMA_MAX_SQ)
+    return;
+  const double beta = c.loss.smoothness();
+  // The margin keeps clear of the last bits by which the check computed with σ may round.
+  if (c.spec_lr * beta / 2.0 > 1.0 + kScaleFreeMargin)
+    throw SpecError("lr", "step size eta=" + c.lr_description + " is not below 2/(beta sigma_max^2): lr must be below "
+                          "2/beta=" + fmt(2.0 / beta) + " (beta=" + fmt(beta) + " for " + c.loss_name +
+                              "; Lemma 1, separable.md §0.3); set allow_large_step: true to run it anyway");
+}
 
 // True when the tail is e^{−u} asymptotically (so Soudry et al.'s w̃ and ρ_L apply to fixed steps).
 bool exponential_tail(const TailLoss& loss) {
@@ -70,45 +121,76 @@ bool exponential_tail(const TailLoss& loss) {
          (loss.tail == Tail::PolyExponential && loss.exponent == 1.0);
 }
 
+// The ground truth of the task on `data` (separable.md §3): the checked step, the max margin, and
+// ρ̃ with the gap constants (super-polynomial tails), w̃(η) (fixed step, e^{−u} tail) or v* and its
+// constants (polynomial tails).
+LossTailsTruth derive_truth(const LossTailsConfig& c, const SeparableData& data) {
+  const MatrixXd& Xt = data.Xt();
+  LossTailsTruth t;
+  t.lr = checked_step(c, data);
+  t.sigma_max = data.sigma_max();
+  t.max_sq_norm = data.max_sq_norm();
+  t.max_margin = data.max_margin();
+  if (c.loss.super_polynomial()) {
+    t.prediction = loss_tails::poly_exponential_prediction(Xt, t.max_margin, c.loss.tail_nu());
+    if (c.schedule == Schedule::Fixed && exponential_tail(c.loss))
+      t.w_tilde = separable::solve_w_tilde(Xt, t.max_margin, t.lr, VectorXd::Zero(Xt.cols()));
+  } else {
+    t.v_star = loss_tails::polynomial_limit_direction(Xt, c.loss.exponent, t.max_margin.w_hat);
+    const VectorXd w_hat_unit = t.max_margin.w_hat.normalized();
+    t.vstar_angle_gap = 0.5 * (t.v_star - w_hat_unit).squaredNorm();
+    t.vstar_margin = (Xt * t.v_star).minCoeff();
+  }
+  return t;
+}
+
 class LossTailsTask : public PreparedTask {
  public:
   explicit LossTailsTask(LossTailsConfig config) : c_(std::move(config)) {}
 
+  // The configuration only: nothing here needs the data built.
   std::string summary() const override {
     std::ostringstream s;
-    s << "N=" << c_.Xt.rows() << " d=" << c_.Xt.cols() << " " << c_.loss_name << " " << c_.schedule_name
-      << " lr=" << fmt(c_.lr) << " (" << c_.lr_description << ") T=" << c_.steps
-      << " |S|=" << c_.max_margin.support.size() << " |w_hat|=" << fmt(c_.max_margin.w_hat.norm());
+    s << "N=" << c_.source->rows() << " d=" << c_.source->cols() << " " << c_.loss_name << " " << c_.schedule_name
+      << " lr=";
+    if (c_.lr_rule == pb::LossTailsSpec::LR_ABSOLUTE)
+      s << fmt(c_.spec_lr) << " (" << c_.lr_description << ")";
+    else
+      s << c_.lr_description;
+    s << " T=" << c_.steps;
     return s.str();
   }
 
   void run(Recorder& rec) override {
-    const auto& mm = c_.max_margin;
-    const auto d = static_cast<std::uint64_t>(c_.Xt.cols());
+    const SeparableData& data = c_.source->data();
+    xt_ = &data.Xt();
+    t_ = derive_truth(c_, data);
+    const auto& mm = t_.max_margin;
+    const auto d = static_cast<std::uint64_t>(xt_->cols());
     const bool super_poly = c_.loss.super_polynomial();
     const double nu = c_.loss.tail_nu();
-    put_max_margin_parameters(rec, c_.data, mm, nullptr, c_.sigma_max);
-    rec.put_array("parameters/max_sq_norm", {}, std::vector<double>{c_.max_sq_norm});
+    put_max_margin_parameters(rec, data.dataset(), mm, nullptr, t_.sigma_max);
+    rec.put_array("parameters/max_sq_norm", {}, std::vector<double>{t_.max_sq_norm});
     if (super_poly) {
-      rec.put_array("parameters/rho_tilde", {d}, as_span(c_.prediction.rho_tilde));
-      rec.put_array("parameters/gap_constant", {}, std::vector<double>{c_.prediction.gap_constant});
-      rec.put_array("parameters/angle_constant", {}, std::vector<double>{c_.prediction.angle_constant});
+      rec.put_array("parameters/rho_tilde", {d}, as_span(t_.prediction.rho_tilde));
+      rec.put_array("parameters/gap_constant", {}, std::vector<double>{t_.prediction.gap_constant});
+      rec.put_array("parameters/angle_constant", {}, std::vector<double>{t_.prediction.angle_constant});
     } else {
-      rec.put_array("parameters/v_star", {d}, as_span(c_.v_star));
+      rec.put_array("parameters/v_star", {d}, as_span(t_.v_star));
     }
-    if (c_.w_tilde.size()) rec.put_array("parameters/w_tilde", {d}, as_span(c_.w_tilde));
+    if (t_.w_tilde.size()) rec.put_array("parameters/w_tilde", {d}, as_span(t_.w_tilde));
     rec.set_attribute("loss", c_.loss_name);
     rec.set_attribute("tail_exponent", c_.loss.exponent);
     rec.set_attribute("tail_nu", super_poly ? nu : std::numeric_limits<double>::quiet_NaN());
     rec.set_attribute("schedule", c_.schedule_name);
-    rec.set_attribute("lr", c_.lr);
+    rec.set_attribute("lr", t_.lr);
     rec.set_attribute("steps", static_cast<double>(c_.steps));
 
     const auto grid = separable::log_grid(c_.steps, c_.points_per_decade);
     loss_tails::TailGdOptions opt;
     opt.loss = c_.loss;
     opt.schedule = c_.schedule;
-    opt.lr = c_.lr;
+    opt.lr = t_.lr;
     opt.steps = c_.steps;
 
     // NGD: the fixed-step baseline with η = η₀ first (separable.md §3.7 T3.3 compares the two).
@@ -118,7 +200,7 @@ class LossTailsTask : public PreparedTask {
       loss_tails::TailGdOptions base = opt;
       base.schedule = Schedule::Fixed;
       try {
-        loss_tails::run_tail_gd(c_.Xt, base, grid, [&](std::int64_t t, const VectorXd& w) {
+        loss_tails::run_tail_gd(*xt_, base, grid, [&](std::int64_t t, const VectorXd& w) {
           const auto m = measure(w);
           rec.append("observables/fixed_step_margin_gap", t, static_cast<double>(t), m.margin_gap);
           fixed_gap_at_end = m.margin_gap;
@@ -133,7 +215,7 @@ class LossTailsTask : public PreparedTask {
     std::vector<double> gaps;
     loss_tails::TailMeasurements last;
     double last_pred_gap = std::numeric_limits<double>::quiet_NaN();
-    loss_tails::run_tail_gd(c_.Xt, opt, grid, [&](std::int64_t t, const VectorXd& w) {
+    loss_tails::run_tail_gd(*xt_, opt, grid, [&](std::int64_t t, const VectorXd& w) {
       // Time axis: the step index t (the NGD steps have no single gradient-flow time scale).
       const double time = static_cast<double>(t);
       const auto m = measure(w);
@@ -152,22 +234,22 @@ class LossTailsTask : public PreparedTask {
       if (super_poly) {
         rec.append("observables/offset_error", t, time, m.offset_error);
         // T3.1 theory at the measured g: C_ν/g^ν and A_ν/g^{2ν}.
-        last_pred_gap = c_.prediction.margin_gap(m.g);
+        last_pred_gap = t_.prediction.margin_gap(m.g);
         rec.append("theory/margin_gap", t, time, last_pred_gap);
-        rec.append("theory/angle_gap", t, time, c_.prediction.angle_gap(m.g));
+        rec.append("theory/angle_gap", t, time, t_.prediction.angle_gap(m.g));
       } else {
         // T3.2 theory: the constants of the limit direction v*.
         rec.append("observables/angle_gap_vstar", t, time, m.angle_gap_vstar);
-        rec.append("theory/angle_gap", t, time, c_.vstar_angle_gap);
-        rec.append("theory/normalized_margin", t, time, c_.vstar_margin);
-        rec.append("theory/margin_gap", t, time, 1.0 / mm.w_hat.norm() - c_.vstar_margin);
+        rec.append("theory/angle_gap", t, time, t_.vstar_angle_gap);
+        rec.append("theory/normalized_margin", t, time, t_.vstar_margin);
+        rec.append("theory/margin_gap", t, time, 1.0 / mm.w_hat.norm() - t_.vstar_margin);
       }
-      if (c_.w_tilde.size() && t >= 1) {
+      if (t_.w_tilde.size() && t >= 1) {
         // separable.md §0.6 for the e^{−u} tail with a fixed step: r = w − ŵ ln t − w̃(η), ρ_L = tηL/‖ŵ‖².
         rec.append("observables/residual", t, time,
-                   (w - separable::predicted_w(mm.w_hat, c_.w_tilde, t)).norm());
+                   (w - separable::predicted_w(mm.w_hat, t_.w_tilde, t)).norm());
         rec.append("observables/loss_ratio", t, time,
-                   static_cast<double>(t) * c_.lr * m.loss / mm.w_hat.squaredNorm());
+                   static_cast<double>(t) * t_.lr * m.loss / mm.w_hat.squaredNorm());
       }
     });
     verdict(rec, steps_seen, gaps, last, last_pred_gap, fixed_gap_at_end, baseline_problem);
@@ -175,7 +257,7 @@ class LossTailsTask : public PreparedTask {
 
  private:
   loss_tails::TailMeasurements measure(const VectorXd& w) const {
-    return loss_tails::measure(c_.Xt, c_.loss, w, c_.max_margin.w_hat, c_.v_star, c_.prediction.rho_tilde,
+    return loss_tails::measure(*xt_, c_.loss, w, t_.max_margin.w_hat, t_.v_star, t_.prediction.rho_tilde,
                                c_.loss.tail_nu());
   }
 
@@ -197,7 +279,7 @@ class LossTailsTask : public PreparedTask {
             "T3.2 1-cos(w,v*) " + fmt(m.angle_gap_vstar) + " < " + fmt(tol.vstar_angle_gap_max()));
       check(m.angle_gap > tol.w_hat_angle_gap_min(),
             "T3.2 1-cos(w,w_hat) " + fmt(m.angle_gap) + " > " + fmt(tol.w_hat_angle_gap_min()) +
-                " (1-cos(v*,w_hat) = " + fmt(c_.vstar_angle_gap) + ")");
+                " (1-cos(v*,w_hat) = " + fmt(t_.vstar_angle_gap) + ")");
     } else if (c_.schedule == Schedule::Fixed) {
       // T3.1: margin gap ≈ C_ν/g^ν, decreasing, and the direction converges to ŵ.
       const double nu = c_.loss.tail_nu();
@@ -243,7 +325,7 @@ class LossTailsTask : public PreparedTask {
       // T3.3, NGD-const: the O(1/t) law; the gap at T is small.
       check(m.margin_gap < tol.ngd_const_gap_max(),
             "T3.3 margin_gap " + fmt(m.margin_gap) + " < " + fmt(tol.ngd_const_gap_max()));
-      note("C_1/g = " + fmt(pred_gap) + ", gap*eta0*T = " + fmt(m.margin_gap * c_.lr * T));
+      note("C_1/g = " + fmt(pred_gap) + ", gap*eta0*T = " + fmt(m.margin_gap * t_.lr * T));
       if (c_.compare_fixed_step) note("fixed-step gap " + fmt(fixed_gap));
     }
     rec.set_attribute("verdict", pass ? "pass" : "fail");
@@ -251,12 +333,19 @@ class LossTailsTask : public PreparedTask {
   }
 
   LossTailsConfig c_;
+  // Set by run(): the absorbed data and what is derived from them.
+  const MatrixXd* xt_ = nullptr;
+  LossTailsTruth t_;
 };
 
 class LossTailsKind : public ExperimentKind {
  public:
   std::string_view name() const override { return "loss_tails"; }
 
+  // Checks every field with bounded work: builds the data for the step-size check only when they
+  // are cheap to build (SeparableDataSource::cheap_to_build), and solves no max margin unless the
+  // data were read from a file. The ground truth of generated data (max margin, ρ̃, w̃, v*) is
+  // computed by run().
   std::unique_ptr<PreparedTask> prepare(const google::protobuf::Message& message,
                                         const TaskContext& context) const override {
     const auto& s = dynamic_cast<const pb::LossTailsSpec&>(message);
@@ -315,50 +404,32 @@ class LossTailsKind : public ExperimentKind {
       throw SpecError("points_per_decade", "must be in [1, 1000] (got " + std::to_string(s.points_per_decade()) + ")");
     c.points_per_decade = s.points_per_decade();
 
-    c.data = load_separable_dataset(s.dataset(), context, kDatasetStream);
-    c.Xt = c.data.absorbed();
+    c.source = std::make_shared<const SeparableDataSource>(s.dataset(), context, kDatasetStream);
 
     if (!s.has_lr()) throw SpecError("lr", "required (the step size eta or eta0, > 0)");
     if (!(s.lr() > 0) || !std::isfinite(s.lr()))
       throw SpecError("lr", "must be a finite number > 0 (got " + fmt(s.lr()) + ")");
-    c.sigma_max = separable::sigma_max(c.Xt);
-    c.max_sq_norm = c.Xt.rowwise().squaredNorm().maxCoeff();
-    switch (s.lr_rule()) {
+    c.spec_lr = s.lr();
+    c.lr_rule = s.lr_rule();
+    c.allow_large_step = s.allow_large_step();
+    switch (c.lr_rule) {
       case pb::LossTailsSpec::LR_OVER_SIGMA_MAX_SQ:
-        c.lr = s.lr() / (c.sigma_max * c.sigma_max);
         c.lr_description = fmt(s.lr()) + "/sigma_max^2";
         break;
       case pb::LossTailsSpec::LR_OVER_MAX_SQ_NORM:
-        c.lr = s.lr() / c.max_sq_norm;
         c.lr_description = fmt(s.lr()) + "/max|x|^2";
         break;
       default:
-        c.lr = s.lr();
+        c.lr_rule = pb::LossTailsSpec::LR_ABSOLUTE;
         c.lr_description = "absolute";
     }
-    if (!(c.lr > 0) || !std::isfinite(c.lr))
-      throw SpecError("lr", "the step size " + fmt(c.lr) + " is not a finite number > 0");
-    if (c.schedule == Schedule::Fixed) {
-      // Soudry et al. Lemma 1 (separable.md §0.3) with β = sup ℓ″ of the chosen loss.
-      const double beta = c.loss.smoothness();
-      const double bound = 2.0 / (beta * c.sigma_max * c.sigma_max);
-      if (c.lr >= bound && !s.allow_large_step())
-        throw SpecError("lr", "step size eta=" + fmt(c.lr) + " is not below 2/(beta sigma_max^2)=" + fmt(bound) +
-                                  " (beta=" + fmt(beta) + " for " + c.loss_name +
-                                  "; Lemma 1, separable.md §0.3); set allow_large_step: true to run it anyway");
-    }
-
-    c.max_margin = solve_max_margin_of_dataset(c.Xt);
-    if (c.loss.super_polynomial()) {
-      c.prediction = loss_tails::poly_exponential_prediction(c.Xt, c.max_margin, c.loss.tail_nu());
-      if (c.schedule == Schedule::Fixed && exponential_tail(c.loss))
-        c.w_tilde = separable::solve_w_tilde(c.Xt, c.max_margin, c.lr, VectorXd::Zero(c.Xt.cols()));
-    } else {
-      c.v_star = loss_tails::polynomial_limit_direction(c.Xt, c.loss.exponent, c.max_margin.w_hat);
-      const VectorXd w_hat_unit = c.max_margin.w_hat.normalized();
-      c.vstar_angle_gap = 0.5 * (c.v_star - w_hat_unit).squaredNorm();
-      c.vstar_margin = (c.Xt * c.v_star).minCoeff();
-    }
+    // The step-size check with the data when they are cheap to build; otherwise only what it says
+    // without them, and run() makes it in full (it always does).
+    if (c.source->cheap_to_build())
+      checked_step(c, c.source->data());
+    else
+      reject_step_above_any_bound(c);
+    if (!c.source->generated()) c.source->checked_max_margin();
 
     c.tol = s.tolerance();
     const auto& tol = c.tol;

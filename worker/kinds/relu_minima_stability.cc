@@ -40,6 +40,9 @@ constexpr std::uint64_t kInitStream = 2;
 constexpr std::uint64_t kSgdStream = 3;
 constexpr std::uint64_t kLanczosStream = 4;
 
+// Largest synthetic data set, n·d values.
+constexpr double kMaxSyntheticEntries = 1e8;
+
 struct ReluConfig {
   rs::RegressionData data;
   std::string dataset_description;
@@ -346,6 +349,11 @@ class ReluMinimaStabilityKind : public ExperimentKind {
           throw SpecError("dataset.synthetic.n", "must be in [1, 1e6] (got " + std::to_string(p.n()) + ")");
         if (p.d() < 1 || p.d() > 100'000)
           throw SpecError("dataset.synthetic.d", "must be in [1, 1e5] (got " + std::to_string(p.d()) + ")");
+        // n and d may each be large, not both: the data are drawn here, for every task (0.8 GB at 1e8).
+        if (static_cast<double>(p.n()) * static_cast<double>(p.d()) > kMaxSyntheticEntries)
+          throw SpecError("dataset.synthetic.n", "n*d = " + fmt(static_cast<double>(p.n()) * static_cast<double>(p.d())) +
+                                                     " exceeds " + fmt(kMaxSyntheticEntries) + " values (got n=" +
+                                                     std::to_string(p.n()) + ", d=" + std::to_string(p.d()) + ")");
         const std::uint64_t seed = p.seed() ? p.seed() : context.experiment_seed(kDatasetStream);
         c.data = rs::make_synthetic(p.n(), p.d(), seed, p.standardize_targets());
         c.dataset_description = "synthetic(sin(2x1)+0.5x2^2, seed " + std::to_string(seed) + ")";

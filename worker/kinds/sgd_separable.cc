@@ -13,6 +13,7 @@
 // batch-size invariance, compares tasks: tests/sgd_separable_test.cc asserts it and the report
 // plugin (analysis/kinds/sgd_separable.py) tabulates it per experiment.
 #include <cmath>
+#include <memory>
 #include <sstream>
 
 #include "common/errors.h"
@@ -42,8 +43,7 @@ constexpr std::uint64_t kSamplerStream = 2;
 constexpr double kStepBoundSlack = 1e-12;
 
 struct SgdSeparableConfig {
-  separable::Dataset data;
-  MatrixXd Xt;  // absorbed points
+  std::shared_ptr<const SeparableDataSource> source;
   Loss loss = Loss::Logistic;
   std::string loss_name;
   Sampler sampler = Sampler::Reshuffle;
@@ -52,48 +52,110 @@ struct SgdSeparableConfig {
   std::string form_name;
   int batch_size = 1;
   bool no_lr_scaling = false;
-  sgd_separable::StepSizes steps;
+  double lr = 0;  // the spec's lr, read through lr_rule
+  pb::SgdSeparableSpec::LrRule lr_rule = pb::SgdSeparableSpec::LR_ABSOLUTE;
+  bool allow_large_step = false;
   std::string lr_description;
   std::int64_t epochs = 0;
   int points_per_decade = 10;
   std::uint64_t seed = 0;
   VectorXd w0;
-  double sigma_max = 0;
-  double max_sq_norm = 0;
-  separable::MaxMargin max_margin;
-  VectorXd w_tilde;  // w̃(c) with the nominal per-sample step c
   double tol_residual = 0, tol_loss_ratio_min = 0, tol_loss_ratio_max = 0, tol_margin_gap_rel = 0;
 };
+
+// The step sizes of the spec's lr_rule on `data`, checked: the per-sample step c must be a finite
+// number > 0 and, unless allow_large_step, meet the minibatch smoothness bound. Throws SpecError on
+// "lr". prepare() and run() both call it, so the task runs with the steps it was checked with.
+sgd_separable::StepSizes checked_step_sizes(const SgdSeparableConfig& c, const SeparableData& data) {
+  double per_sample = c.lr;
+  switch (c.lr_rule) {
+    case pb::SgdSeparableSpec::LR_OVER_MAX_SQ_NORM:
+      per_sample = c.lr / data.max_sq_norm();
+      break;
+    case pb::SgdSeparableSpec::LR_OVER_SIGMA_MAX_SQ:
+      per_sample = c.lr / (data.sigma_max() * data.sigma_max());
+      break;
+    default:
+      break;
+  }
+  if (!(per_sample > 0) || !std::isfinite(per_sample))
+    throw SpecError("lr", "the per-sample step c = " + fmt(per_sample) + " is not a finite number > 0");
+  const auto steps = sgd_separable::step_sizes(c.form, per_sample, c.batch_size, c.no_lr_scaling);
+
+  // Each minibatch step is a descent step on its minibatch loss when c_applied·β·λ_max(X̃_BᵀX̃_B) ≤ 2
+  // (the minibatch form of Soudry et al. Lemma 1; separable.md §2.3 quotes the sufficient
+  // η < 2β⁻¹B⁻¹max‖x̃‖⁻², which is the with-replacement case of the bound used here).
+  if (!c.allow_large_step) {
+    const double curvature = sgd_separable::batch_curvature_bound(data.Xt(), c.batch_size, c.sampler);
+    const double product = steps.per_sample_actual * separable::smoothness_beta(c.loss) * curvature;
+    if (product > 2.0 * (1.0 + kStepBoundSlack))
+      throw SpecError("lr", "per-sample step c=" + fmt(steps.per_sample_actual) + " with B=" +
+                                std::to_string(c.batch_size) + " gives c*beta*lambda_max(minibatch)=" + fmt(product) +
+                                " > 2 (minibatch smoothness bound, separable.md §2.3); set allow_large_step: true "
+                                "to run it anyway");
+  }
+  return steps;
+}
+
+// The part of checked_step_sizes that needs no data, for generated data too large to build in
+// prepare(): with replacement and c = lr/max‖x̃‖², the curvature bound is B max‖x̃‖², so
+// c_applied·β·λ = f·lr·β·B (f = 1/B for the unscaled mean form, else 1) on any data, and a step
+// above 2 fails on all of them. Throws the SpecError on "lr" then; any other outcome is left to
+// run()'s check.
+void reject_step_above_any_bound(const SgdSeparableConfig& c) {
+  if (c.allow_large_step || c.lr_rule != pb::SgdSeparableSpec::LR_OVER_MAX_SQ_NORM ||
+      c.sampler != Sampler::WithReplacement)
+    return;
+  const double b = static_cast<double>(c.batch_size);
+  const bool unscaled = c.form == MinibatchForm::Mean && c.no_lr_scaling;
+  const double product = (unscaled ? 1.0 / b : 1.0) * c.lr * separable::smoothness_beta(c.loss) * b;
+  // The margin keeps clear of the last bits by which the check computed with the data may round.
+  if (product > 2.0 * (1.0 + kScaleFreeMargin))
+    throw SpecError("lr", "per-sample step c=" + c.lr_description + (unscaled ? "/B" : "") + " with B=" +
+                              std::to_string(c.batch_size) + " gives c*beta*lambda_max(minibatch)=" + fmt(product) +
+                              " > 2 (minibatch smoothness bound, separable.md §2.3); set allow_large_step: true "
+                              "to run it anyway");
+}
 
 class SgdSeparableTask : public PreparedTask {
  public:
   explicit SgdSeparableTask(SgdSeparableConfig config) : c_(std::move(config)) {}
 
+  // The configuration only: nothing here needs the data built.
   std::string summary() const override {
     std::ostringstream s;
-    s << "N=" << c_.Xt.rows() << " d=" << c_.Xt.cols() << " " << c_.loss_name << " sampler=" << c_.sampler_name
-      << " B=" << c_.batch_size << " form=" << c_.form_name << " c=" << fmt(c_.steps.per_sample_nominal) << " ("
-      << c_.lr_description << ")";
-    if (c_.no_lr_scaling) s << " no_lr_scaling (applied c=" << fmt(c_.steps.per_sample_actual) << ")";
-    s << " K=" << c_.epochs << " |S|=" << c_.max_margin.support.size()
-      << " |w_hat|=" << fmt(c_.max_margin.w_hat.norm());
+    s << "N=" << c_.source->rows() << " d=" << c_.source->cols() << " " << c_.loss_name
+      << " sampler=" << c_.sampler_name << " B=" << c_.batch_size << " form=" << c_.form_name << " c=";
+    if (c_.lr_rule == pb::SgdSeparableSpec::LR_ABSOLUTE)
+      s << fmt(c_.lr) << " (" << c_.lr_description << ")";
+    else
+      s << c_.lr_description;
+    if (c_.no_lr_scaling) s << " no_lr_scaling (applied c/" << c_.batch_size << ")";
+    s << " K=" << c_.epochs;
     return s.str();
   }
 
   void run(Recorder& rec) override {
-    const auto& mm = c_.max_margin;
-    put_max_margin_parameters(rec, c_.data, mm, &c_.w_tilde, c_.sigma_max);
-    rec.put_array("parameters/max_sq_norm", {}, std::vector<double>{c_.max_sq_norm});
-    rec.put_array("parameters/c", {}, std::vector<double>{c_.steps.per_sample_nominal});
+    const SeparableData& data = c_.source->data();
+    const MatrixXd& Xt = data.Xt();
+    const double sigma_max = data.sigma_max();
+    const sgd_separable::StepSizes steps = checked_step_sizes(c_, data);
+    const separable::MaxMargin& mm = data.max_margin();
+    // w̃(c): separable.md §0.5 with η := c, the nominal per-sample step (§2.4).
+    const VectorXd w_tilde = separable::solve_w_tilde(Xt, mm, steps.per_sample_nominal, c_.w0);
+
+    put_max_margin_parameters(rec, data.dataset(), mm, &w_tilde, sigma_max);
+    rec.put_array("parameters/max_sq_norm", {}, std::vector<double>{data.max_sq_norm()});
+    rec.put_array("parameters/c", {}, std::vector<double>{steps.per_sample_nominal});
     rec.set_attribute("loss", c_.loss_name);
     rec.set_attribute("loss_convention", "sum");
     rec.set_attribute("sampler", c_.sampler_name);
     rec.set_attribute("batch_size", static_cast<double>(c_.batch_size));
     rec.set_attribute("minibatch_form", c_.form_name);
-    rec.set_attribute("lr", c_.steps.minibatch_lr);
-    rec.set_attribute("c", c_.steps.per_sample_nominal);
-    rec.set_attribute("c_applied", c_.steps.per_sample_actual);
-    rec.set_attribute("eta_eff", c_.steps.per_sample_nominal);
+    rec.set_attribute("lr", steps.minibatch_lr);
+    rec.set_attribute("c", steps.per_sample_nominal);
+    rec.set_attribute("c_applied", steps.per_sample_actual);
+    rec.set_attribute("eta_eff", steps.per_sample_nominal);
     rec.set_attribute("no_lr_scaling", c_.no_lr_scaling ? "true" : "false");
     rec.set_attribute("epochs", static_cast<double>(c_.epochs));
     rec.set_attribute("sampler_seed", std::to_string(c_.seed));
@@ -102,31 +164,32 @@ class SgdSeparableTask : public PreparedTask {
     opt.loss = c_.loss;
     opt.sampler = c_.sampler;
     opt.batch_size = c_.batch_size;
-    opt.per_sample_step = c_.steps.per_sample_actual;
+    opt.per_sample_step = steps.per_sample_actual;
     opt.epochs = c_.epochs;
     opt.seed = c_.seed;
     opt.w0 = c_.w0;
-    const double c = c_.steps.per_sample_nominal;
+    const double c = steps.per_sample_nominal;
     const auto grid = separable::log_grid(c_.epochs, c_.points_per_decade);
     separable::Measurements last, last_pred;
-    sgd_separable::run_sgd(c_.Xt, opt, grid, [&](std::int64_t k, const VectorXd& w) {
+    sgd_separable::run_sgd(Xt, opt, grid, [&](std::int64_t k, const VectorXd& w) {
       // Step axis: epochs k; time axis: gradient-flow time c·k (as separable_gd's η_eff·t).
       const double time = c * static_cast<double>(k);
-      last = separable::measure(c_.Xt, c_.loss, w, k, c, mm.w_hat, c_.w_tilde);
+      last = separable::measure(Xt, c_.loss, w, k, c, mm.w_hat, w_tilde);
       record_measurements(rec, "observables/", k, time, last);
       rec.append("observables/w", k, time, as_span(w));
       // Theory: w_pred(k) = ŵ ln k + w̃(c) (separable.md §2.4).
-      const VectorXd w_pred = separable::predicted_w(mm.w_hat, c_.w_tilde, k);
-      last_pred = separable::measure(c_.Xt, c_.loss, w_pred, k, c, mm.w_hat, c_.w_tilde);
+      const VectorXd w_pred = separable::predicted_w(mm.w_hat, w_tilde, k);
+      last_pred = separable::measure(Xt, c_.loss, w_pred, k, c, mm.w_hat, w_tilde);
       record_measurements(rec, "theory/", k, time, last_pred);
       rec.append("theory/w", k, time, as_span(w_pred));
     });
-    verdict(rec, last, last_pred);
+    verdict(rec, last, last_pred, steps);
   }
 
  private:
   // Criteria (a)–(c) of separable.md §2.6 at the last epoch K.
-  void verdict(Recorder& rec, const separable::Measurements& m, const separable::Measurements& p) const {
+  void verdict(Recorder& rec, const separable::Measurements& m, const separable::Measurements& p,
+               const sgd_separable::StepSizes& steps) const {
     bool pass = true;
     std::string detail;
     auto check = [&](bool ok, const std::string& text) {
@@ -140,7 +203,7 @@ class SgdSeparableTask : public PreparedTask {
     const double rel = std::abs(m.margin_gap - p.margin_gap) / std::abs(p.margin_gap);
     check(rel < c_.tol_margin_gap_rel, "(c) margin_gap " + fmt(m.margin_gap) + " vs predicted " + fmt(p.margin_gap) +
                                            " (rel. error " + fmt(rel) + " < " + fmt(c_.tol_margin_gap_rel) + ")");
-    if (c_.no_lr_scaling) detail += "; negative control: eta_B = c, applied c = " + fmt(c_.steps.per_sample_actual);
+    if (c_.no_lr_scaling) detail += "; negative control: eta_B = c, applied c = " + fmt(steps.per_sample_actual);
     rec.set_attribute("verdict", pass ? "pass" : "fail");
     rec.set_attribute("verdict_detail", detail);
   }
@@ -152,6 +215,9 @@ class SgdSeparableKind : public ExperimentKind {
  public:
   std::string_view name() const override { return "sgd_separable"; }
 
+  // Checks every field with bounded work: builds the data for the step-size check only when they
+  // are cheap to build (SeparableDataSource::cheap_to_build), and solves no max margin unless the
+  // data were read from a file. The max margin and w̃ of generated data are computed by run().
   std::unique_ptr<PreparedTask> prepare(const google::protobuf::Message& message,
                                         const TaskContext& context) const override {
     const auto& s = dynamic_cast<const pb::SgdSeparableSpec&>(message);
@@ -176,10 +242,9 @@ class SgdSeparableKind : public ExperimentKind {
                                        "for every batch size)");
     c.no_lr_scaling = s.no_lr_scaling();
 
-    c.data = load_separable_dataset(s.dataset(), context, kDatasetStream);
-    c.Xt = c.data.absorbed();
-    const auto n = c.Xt.rows();
-    const auto d = c.Xt.cols();
+    c.source = std::make_shared<const SeparableDataSource>(s.dataset(), context, kDatasetStream);
+    const auto n = c.source->rows();
+    const auto d = c.source->cols();
 
     if (s.batch_size() < 1 || s.batch_size() > n)
       throw SpecError("batch_size", "must be in [1, N] with N = " + std::to_string(n) + " samples (got " +
@@ -194,41 +259,29 @@ class SgdSeparableKind : public ExperimentKind {
     if (!s.has_lr()) throw SpecError("lr", "required (the per-sample step c, > 0)");
     if (!(s.lr() > 0) || !std::isfinite(s.lr()))
       throw SpecError("lr", "must be a finite number > 0 (got " + fmt(s.lr()) + ")");
-    c.sigma_max = separable::sigma_max(c.Xt);
-    c.max_sq_norm = c.Xt.rowwise().squaredNorm().maxCoeff();
-    double per_sample = s.lr();
-    switch (s.lr_rule()) {
+    c.lr = s.lr();
+    c.lr_rule = s.lr_rule();
+    c.allow_large_step = s.allow_large_step();
+    switch (c.lr_rule) {
       case pb::SgdSeparableSpec::LR_OVER_MAX_SQ_NORM:
-        per_sample = s.lr() / c.max_sq_norm;
         c.lr_description = fmt(s.lr()) + "/max|x|^2";
         break;
       case pb::SgdSeparableSpec::LR_OVER_SIGMA_MAX_SQ:
-        per_sample = s.lr() / (c.sigma_max * c.sigma_max);
         c.lr_description = fmt(s.lr()) + "/sigma_max^2";
         break;
       default:
+        c.lr_rule = pb::SgdSeparableSpec::LR_ABSOLUTE;
         c.lr_description = "absolute";
     }
-    if (!(per_sample > 0) || !std::isfinite(per_sample))
-      throw SpecError("lr", "the per-sample step c = " + fmt(per_sample) + " is not a finite number > 0");
-    c.steps = sgd_separable::step_sizes(c.form, per_sample, c.batch_size, c.no_lr_scaling);
-
-    // Each minibatch step is a descent step on its minibatch loss when c_applied·β·λ_max(X̃_BᵀX̃_B) ≤ 2
-    // (the minibatch form of Soudry et al. Lemma 1; separable.md §2.3 quotes the sufficient
-    // η < 2β⁻¹B⁻¹max‖x̃‖⁻², which is the with-replacement case of the bound used here).
-    const double curvature = sgd_separable::batch_curvature_bound(c.Xt, c.batch_size, c.sampler);
-    const double product = c.steps.per_sample_actual * separable::smoothness_beta(c.loss) * curvature;
-    if (product > 2.0 * (1.0 + kStepBoundSlack) && !s.allow_large_step())
-      throw SpecError("lr", "per-sample step c=" + fmt(c.steps.per_sample_actual) + " with B=" +
-                                std::to_string(c.batch_size) + " gives c*beta*lambda_max(minibatch)=" + fmt(product) +
-                                " > 2 (minibatch smoothness bound, separable.md §2.3); set allow_large_step: true "
-                                "to run it anyway");
+    // The step-size check with the data when they are cheap to build; otherwise only what it says
+    // without them, and run() makes it in full (it always does).
+    if (c.source->cheap_to_build())
+      checked_step_sizes(c, c.source->data());
+    else
+      reject_step_above_any_bound(c);
 
     c.seed = s.seed() ? s.seed() : context.task_seed(kSamplerStream);
-
-    c.max_margin = solve_max_margin_of_dataset(c.Xt);
-    // w̃(c): separable.md §0.5 with η := c, the nominal per-sample step (§2.4).
-    c.w_tilde = separable::solve_w_tilde(c.Xt, c.max_margin, c.steps.per_sample_nominal, c.w0);
+    if (!c.source->generated()) c.source->checked_max_margin();
 
     const auto& tol = s.tolerance();
     c.tol_residual = tol.residual();
