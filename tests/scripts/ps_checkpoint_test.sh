@@ -5,6 +5,7 @@
 # Under the forced round-robin order with deterministic gradients the resumed file must equal an
 # uninterrupted run bit for bit (check_ps_resume.py), after:
 #   1. SIGUSR1 (checkpoint on request) then SIGTERM (checkpoint, exit 3), one resume;
+#   1b. a damaged checkpoint: reported and ignored (the task reruns from scratch);
 #   2. SIGKILL of every rank at 3 random (seeded) instants, resuming after each.
 source "$(dirname "$0")/lib.sh"
 gdlab=$1 spec=$2 dir=$3 python=$4 check=$5
@@ -68,6 +69,31 @@ grep -q "task_000000: continues from its checkpoint at step $term_step" "$out.lo
 [ ! -e "$dir/term.h5.ckpt" ] || fail "checkpoints left behind after the resumed campaign completed"
 "$python" "$check" "$dir/reference.h5" "$out" || fail "SIGUSR1 + SIGTERM + resume differs from the reference"
 echo "on request: SIGUSR1 checkpoint at update $usr1_step, SIGTERM checkpoint at $term_step, exit 3, resumed: equal"
+
+# ---- 1b. a damaged checkpoint (one payload byte flipped) is reported by name and ignored: the
+# task starts from scratch, and the result is still the uninterrupted run's
+out=$dir/damaged.h5 ckpt=$dir/damaged.h5.ckpt/task_000000.ckpt
+timeout --signal=KILL 180 mpirun --oversubscribe -n "$np" "$gdlab" run "$dir/on_request.textproto" --out "$out" \
+  --quiet 2>"$dir/damaged.err" &
+launcher=$!
+for _ in $(seq 1 100); do grep -q '"task_started", "task": "task_000000"' "$out.log" 2>/dev/null && break; sleep 0.05; done
+sleep 1
+kill -TERM "$(coordinator_pid "$out.log")"
+rc=0; wait "$launcher" || rc=$?
+[ "$rc" -eq 3 ] || fail "SIGTERM (damaged phase): expected exit 3, got $rc"
+check_ckpt "$ckpt"
+"$python" - "$ckpt" <<'PY'
+import sys
+data = bytearray(open(sys.argv[1], "rb").read())
+data[40] ^= 0xFF
+open(sys.argv[1], "wb").write(bytes(data))
+PY
+gdlab_mpirun 180 "$np" "$gdlab" run "$dir/on_request.textproto" --out "$out" --resume --quiet \
+  || fail "--resume with a damaged checkpoint exited $?"
+grep -q "task_000000.ckpt.*task_000000 starts from scratch" "$out.log" \
+  || fail "the damaged checkpoint was not reported: $(grep -i checkpoint "$out.log" | tail -3)"
+"$python" "$check" "$dir/reference.h5" "$out" || fail "resume past a damaged checkpoint differs from the reference"
+echo "damaged checkpoint: reported, ignored, task rerun from scratch: equal"
 
 # ---- 2. SIGKILL every rank at 3 random instants, resuming after each
 out=$dir/killed.h5 mode=--force kills=0
