@@ -14,7 +14,7 @@ np=5
 RANDOM=${GDLAB_KILL_SEED:-4242}
 start_s=$(date +%s.%N)
 
-checkpoints() { grep -c "checkpoint at step" "$1" || true; }
+checkpoints() { if [ -e "$1" ]; then grep -c "checkpoint at step" "$1" || true; else echo 0; fi; }
 coordinator_pid() { "$python" -c "import json,sys; print(json.loads(open(sys.argv[1]).readline())['pid'])" "$1"; }
 # The checkpoint file must be a complete gdlab checkpoint (magic, length, FNV-1a checksum).
 check_ckpt() {
@@ -95,15 +95,23 @@ grep -q "task_000000.ckpt.*task_000000 starts from scratch" "$out.log" \
 "$python" "$check" "$dir/reference.h5" "$out" || fail "resume past a damaged checkpoint differs from the reference"
 echo "damaged checkpoint: reported, ignored, task rerun from scratch: equal"
 
-# ---- 2. SIGKILL every rank at 3 random instants, resuming after each
+# ---- 2. SIGKILL every rank at 3 random instants, resuming after each. Each instant is a random
+# 0-500 ms after the attempt's first new checkpoint (so every attempt makes progress and the kills
+# land mid-run whatever the machine's speed).
 out=$dir/killed.h5 mode=--force kills=0
 for attempt in $(seq 1 12); do
+  seen=$(checkpoints "$out.log")
   timeout --signal=KILL 180 mpirun --oversubscribe -n "$np" "$gdlab" run "$spec" --out "$out" $mode --quiet \
     2>"$dir/kill.err.$attempt" &
   launcher=$!
   if [ "$kills" -lt 3 ]; then
-    ms=$((1000 + RANDOM % 3001))  # 1.0 .. 4.0 s after the start
-    sleep "$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))"
+    for _ in $(seq 1 1200); do
+      [ "$(checkpoints "$out.log")" -gt "$seen" ] && break
+      kill -0 "$launcher" 2>/dev/null || break
+      sleep 0.05
+    done
+    ms=$((RANDOM % 501))
+    sleep "$(printf '0.%03d' "$ms")"
     if kill -0 "$launcher" 2>/dev/null; then
       mpirun_pid=$(pgrep -P "$launcher" -x mpirun || true)
       ranks=$([ -n "$mpirun_pid" ] && pgrep -P "$mpirun_pid" -x gdlab || true)
@@ -111,7 +119,7 @@ for attempt in $(seq 1 12); do
       [ -n "$ranks" ] && kill -KILL $ranks 2>/dev/null || true
       wait "$launcher" || true
       kills=$((kills + 1))
-      echo "kill $kills after ${ms} ms (checkpoints so far: $(checkpoints "$out.log"))"
+      echo "kill $kills: ${ms} ms after a new checkpoint (checkpoints so far: $(checkpoints "$out.log"))"
       mode=--resume
       continue
     fi
