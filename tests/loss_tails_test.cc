@@ -472,15 +472,6 @@ TEST(TailsBadInput, CampaignLoaderReportsFileLineAndField) {
 
 // ---- Validation without the data ---------------------------------------------------------------------
 
-// The expensive steps done by `work` (datasets built, max margins solved).
-template <typename Work>
-SeparableWorkCounts work_of(Work&& work) {
-  const SeparableWorkCounts before = separable_work_counts();
-  work();
-  const SeparableWorkCounts after = separable_work_counts();
-  return {after.datasets_built - before.datasets_built, after.max_margin_solves - before.max_margin_solves};
-}
-
 TEST(TailsValidation, NormalisedStepsAndScaleFreeStepsBuildNoData) {
   const std::string text =
       "schema_version: 1\nname: \"t\"\nexperiments {\n  name: \"a\"\n"
@@ -488,7 +479,7 @@ TEST(TailsValidation, NormalisedStepsAndScaleFreeStepsBuildNoData) {
       "  sweep { field: \"schedule\" values: [\"SCHEDULE_FIXED\", \"SCHEDULE_NGD_SQRT\"] }\n"
       "  loss_tails { loss: LOSS_EXPONENTIAL lr: 1 lr_rule: LR_OVER_SIGMA_MAX_SQ steps: 1000\n"
       "    dataset { planted2 { d: 40 n: 400 } } }\n}\n";
-  const auto work = work_of([&] { EXPECT_EQ(test_util::campaign_error(text), ""); });
+  const auto work = separable_work_of([&] { EXPECT_EQ(test_util::campaign_error(text), ""); });
   EXPECT_EQ(work.datasets_built, 0u);
   EXPECT_EQ(work.max_margin_solves, 0u);
 }
@@ -545,7 +536,7 @@ TEST(TailsValidation, SplitStepCheckAgreesWithTheDataCheck) {
             p->set_d(kD);
             p->set_n(kN);
             p->set_seed(seed);
-            const auto work = work_of([&] { (void)error_field(s); });
+            const auto work = separable_work_of([&] { (void)error_field(s); });
             EXPECT_EQ(work.datasets_built, 0u);
             const std::string where = test_util::rejected_at(kind(), s, context(), "lr");
             EXPECT_EQ(!where.empty(), rejected) << "loss " << loss.loss << " rule " << rule << " schedule " << schedule

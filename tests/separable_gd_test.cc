@@ -47,15 +47,6 @@ TaskContext context() {
   return c;
 }
 
-// The expensive steps done by `work` (datasets built, max margins solved).
-template <typename Work>
-SeparableWorkCounts work_of(Work&& work) {
-  const SeparableWorkCounts before = separable_work_counts();
-  work();
-  const SeparableWorkCounts after = separable_work_counts();
-  return {after.datasets_built - before.datasets_built, after.max_margin_solves - before.max_margin_solves};
-}
-
 // A CSV file of separable points under the temp directory (the Fig. 1 support vectors, the
 // given extra point and its mirror image).
 std::string write_csv(const std::string& name, double extra_x, double extra_y) {
@@ -123,9 +114,9 @@ TEST(SeparableDataSource, ShapeIsKnownWithoutBuildingTheData) {
   p->set_seed(424202);
   for (const auto* ds : {&fig1, &planted}) {
     std::optional<SeparableDataSource> source;
-    const auto checked = work_of([&] { source.emplace(*ds, context(), 1); });
+    const auto checked = separable_work_of([&] { source.emplace(*ds, context(), 1); });
     EXPECT_EQ(checked.datasets_built, 0u);
-    const auto built = work_of([&] { (void)source->data(); });
+    const auto built = separable_work_of([&] { (void)source->data(); });
     EXPECT_EQ(built.datasets_built, 1u);
     EXPECT_EQ(built.max_margin_solves, 0u);
     EXPECT_TRUE(source->generated());
@@ -142,19 +133,19 @@ TEST(SeparableDataSource, SameDataAreBuiltOnceAndShared) {
   p->set_seed(424203);
   const SeparableDataSource a(ds, context(), 1);
   const SeparableDataSource b(ds, context(), 1);
-  EXPECT_EQ(work_of([&] { (void)a.data(); }).datasets_built, 1u);
-  EXPECT_EQ(work_of([&] { (void)b.data(); }).datasets_built, 0u);
+  EXPECT_EQ(separable_work_of([&] { (void)a.data(); }).datasets_built, 1u);
+  EXPECT_EQ(separable_work_of([&] { (void)b.data(); }).datasets_built, 0u);
   EXPECT_EQ(&a.data(), &b.data());
   // Its max margin is solved once for both, and is the direct solution.
-  EXPECT_EQ(work_of([&] { (void)a.data().max_margin(); }).max_margin_solves, 1u);
-  EXPECT_EQ(work_of([&] { (void)b.data().max_margin(); }).max_margin_solves, 0u);
+  EXPECT_EQ(separable_work_of([&] { (void)a.data().max_margin(); }).max_margin_solves, 1u);
+  EXPECT_EQ(separable_work_of([&] { (void)b.data().max_margin(); }).max_margin_solves, 0u);
   const MatrixXd Xt = separable::make_planted2(4, 20, 424203).data.absorbed();
   EXPECT_EQ(b.data().max_margin().w_hat, separable::solve_max_margin(Xt).w_hat);
   EXPECT_EQ(b.data().sigma_max(), separable::sigma_max(Xt));
   // Other points, other data.
   p->set_seed(424204);
   const SeparableDataSource c(ds, context(), 1);
-  EXPECT_EQ(work_of([&] { (void)c.data(); }).datasets_built, 1u);
+  EXPECT_EQ(separable_work_of([&] { (void)c.data(); }).datasets_built, 1u);
   EXPECT_NE(&c.data(), &a.data());
 }
 
@@ -195,7 +186,7 @@ TEST(SeparableDataSource, Planted2SizeIsBoundedButResearchSizesPass) {
   for (const auto& [d, n] : {std::pair{1000, 100'000}, std::pair{10, 10'000'000}, std::pair{10000, 10000}}) {
     p->set_d(d);
     p->set_n(n);
-    const auto work = work_of([&] {
+    const auto work = separable_work_of([&] {
       const SeparableDataSource big(ds, context(), 1);
       EXPECT_EQ(big.rows(), n);
       EXPECT_EQ(big.cols(), d);
@@ -214,7 +205,7 @@ TEST(SeparableGdValidation, SeedSweepBuildsNoDataAndSolvesNoMaxMargin) {
       campaign("  sweep { field: \"dataset.planted2.seed\" numbers: [" + seeds + "] }\n",
                "    lr: 1 lr_rule: LR_OVER_SIGMA_MAX_SQ steps: 2000000 dataset { planted2 { d: 50 n: 140 } }\n");
   Campaign c;
-  const auto work = work_of([&] { c = parse_campaign(text, "spec.textproto", ""); });
+  const auto work = separable_work_of([&] { c = parse_campaign(text, "spec.textproto", ""); });
   ASSERT_EQ(c.tasks.size(), 44u);
   EXPECT_EQ(work.datasets_built, 0u);
   EXPECT_EQ(work.max_margin_solves, 0u);
@@ -224,7 +215,7 @@ TEST(SeparableGdValidation, SeedSweepBuildsNoDataAndSolvesNoMaxMargin) {
 TEST(SeparableGdValidation, LargePlanted2ValidatesWithoutBeingBuilt) {
   const std::string text =
       campaign("", "    lr: 4 lr_rule: LR_OVER_SIGMA_MAX_SQ steps: 10 dataset { planted2 { d: 2000 n: 50000 } }\n");
-  const auto work = work_of([&] { EXPECT_EQ(test_util::campaign_error(text), ""); });
+  const auto work = separable_work_of([&] { EXPECT_EQ(test_util::campaign_error(text), ""); });
   EXPECT_EQ(work.datasets_built, 0u);
 }
 
@@ -237,7 +228,7 @@ TEST(SeparableGdValidation, ScaleFreeStepErrorNeedsNoData) {
       campaign("  sweep { field: \"dataset.planted2.seed\" numbers: [" + seeds + "] }\n",
                "    lr: 81 lr_rule: LR_OVER_SIGMA_MAX_SQ steps: 2000000 dataset { planted2 { d: 50 n: 1400 } }\n");
   std::string e;
-  const auto work = work_of([&] { e = test_util::campaign_error(text); });
+  const auto work = separable_work_of([&] { e = test_util::campaign_error(text); });
   EXPECT_EQ(work.datasets_built, 0u);
   EXPECT_NE(e.find("spec.textproto:7:5: experiments[0].separable_gd.lr: step size eta=81/sigma_max^2 is not below "
                    "2/(beta sigma_max^2): lr must be below 2/beta=8"),
@@ -256,7 +247,7 @@ TEST(SeparableGdValidation, StepOnLargeDataIsCheckedWhenTheTaskRuns) {
   pb::SeparableGdSpec s = planted2_spec(20, 100, 424210, 1.0, pb::SeparableGdSpec::LR_ABSOLUTE);
   ASSERT_GT(100.0 * 20 * 20, kValidationBuildWork);
   std::unique_ptr<PreparedTask> task;
-  EXPECT_EQ(work_of([&] { task = kind().prepare(s, context()); }).datasets_built, 0u);
+  EXPECT_EQ(separable_work_of([&] { task = kind().prepare(s, context()); }).datasets_built, 0u);
   MemoryRecorder rec;
   try {
     task->run(rec);
@@ -278,7 +269,7 @@ TEST(SeparableGdValidation, StepOnTheDataScaleBuildsTheDataOncePerSweep) {
   const std::string text =
       campaign("  sweep { field: \"lr\" numbers: [0.001, 0.002, 0.004] }\n",
                "    steps: 10 dataset { planted2 { d: 6 n: 30 seed: 424205 } }\n");
-  const auto work = work_of([&] { EXPECT_EQ(test_util::campaign_error(text), ""); });
+  const auto work = separable_work_of([&] { EXPECT_EQ(test_util::campaign_error(text), ""); });
   EXPECT_EQ(work.datasets_built, 1u);
   EXPECT_EQ(work.max_margin_solves, 0u);
 }
@@ -287,7 +278,7 @@ TEST(SeparableGdValidation, ReadDataAreCheckedForSeparabilityOncePerSweep) {
   const std::string path = write_csv("sweep.csv", 2.25, 2.75);
   const std::string text = campaign("  sweep { field: \"lr\" numbers: [0.01, 0.02, 0.05] }\n",
                                     "    steps: 10 dataset { csv { path: \"" + path + "\" } }\n");
-  const auto work = work_of([&] { EXPECT_EQ(test_util::campaign_error(text), ""); });
+  const auto work = separable_work_of([&] { EXPECT_EQ(test_util::campaign_error(text), ""); });
   EXPECT_EQ(work.datasets_built, 1u);
   EXPECT_EQ(work.max_margin_solves, 1u);
 }
@@ -359,7 +350,7 @@ TEST(SeparableGdValidation, SplitStepCheckAgreesWithTheDataCheck) {
             const bool rejected =
                 !(eta > 0) || !std::isfinite(eta) || (step_on_sum >= 2.0 / (beta * sigma * sigma) && !allow);
             std::string where;
-            const auto work = work_of([&] {
+            const auto work = separable_work_of([&] {
               std::unique_ptr<PreparedTask> ignored;
               try {
                 ignored = kind().prepare(s, context());
@@ -386,11 +377,11 @@ TEST(SeparableGdRun, RecordsTheDirectComputationBitwise) {
   const pb::SeparableGdSpec s = planted2_spec(5, 40, 424209, 4.0);
   std::unique_ptr<PreparedTask> task;
   // Data this small are built for the step-size check; their max margin waits for run().
-  const auto prepared = work_of([&] { task = kind().prepare(s, context()); });
+  const auto prepared = separable_work_of([&] { task = kind().prepare(s, context()); });
   EXPECT_EQ(prepared.datasets_built, 1u);
   EXPECT_EQ(prepared.max_margin_solves, 0u);
   MemoryRecorder first;
-  const auto work = work_of([&] { task->run(first); });
+  const auto work = separable_work_of([&] { task->run(first); });
   EXPECT_EQ(work.datasets_built, 0u);
   EXPECT_EQ(work.max_margin_solves, 1u);
 
@@ -411,7 +402,7 @@ TEST(SeparableGdRun, RecordsTheDirectComputationBitwise) {
 
   // A second task on the same data takes them, and their max margin, from the cache: same records.
   MemoryRecorder second;
-  const auto again = work_of([&] { kind().prepare(s, context())->run(second); });
+  const auto again = separable_work_of([&] { kind().prepare(s, context())->run(second); });
   EXPECT_EQ(again.datasets_built, 0u);
   EXPECT_EQ(again.max_margin_solves, 0u);
   expect_same_records(first, second);

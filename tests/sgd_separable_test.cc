@@ -434,15 +434,6 @@ TEST(SgdBadInput, CampaignLoaderReportsFileLineAndField) {
 
 // ---- Validation without the data ---------------------------------------------------------------------
 
-// The expensive steps done by `work` (datasets built, max margins solved).
-template <typename Work>
-SeparableWorkCounts work_of(Work&& work) {
-  const SeparableWorkCounts before = separable_work_counts();
-  work();
-  const SeparableWorkCounts after = separable_work_counts();
-  return {after.datasets_built - before.datasets_built, after.max_margin_solves - before.max_margin_solves};
-}
-
 TEST(SgdValidation, ScaleFreeStepBuildsNoData) {
   // c = 1/max‖x̃‖² with B = 4 and reshuffling: c·β·λ ≤ β·B = 1 < 2 on any data. A sweep over the
   // data seed validates without building any of them.
@@ -451,7 +442,7 @@ TEST(SgdValidation, ScaleFreeStepBuildsNoData) {
       "  sweep { field: \"dataset.planted2.seed\" numbers: [426001, 426002, 426003, 426004] }\n"
       "  sgd_separable { lr: 1 lr_rule: LR_OVER_MAX_SQ_NORM batch_size: 4 epochs: 100000\n"
       "    dataset { planted2 { d: 50 n: 1000 } } }\n}\n";
-  const auto work = work_of([&] { EXPECT_EQ(test_util::campaign_error(text), ""); });
+  const auto work = separable_work_of([&] { EXPECT_EQ(test_util::campaign_error(text), ""); });
   EXPECT_EQ(work.datasets_built, 0u);
   EXPECT_EQ(work.max_margin_solves, 0u);
   // With replacement c·β·λ is exactly lr·β·B for c = lr/max‖x̃‖²: 10·(1/4)·4 = 10 > 2 on any data.
@@ -461,7 +452,7 @@ TEST(SgdValidation, ScaleFreeStepBuildsNoData) {
   s.mutable_dataset()->mutable_planted2()->set_n(1000);
   s.mutable_dataset()->mutable_planted2()->set_seed(426005);
   std::string message;
-  const auto rejected = work_of([&] {
+  const auto rejected = separable_work_of([&] {
     try {
       kind().prepare(s, context());
     } catch (const SpecError& e) {
@@ -528,7 +519,7 @@ TEST(SgdValidation, SplitStepCheckAgreesWithTheDataCheck) {
               p->set_d(kD);
               p->set_n(kN);
               p->set_seed(seed);
-              const auto work = work_of([&] { (void)error_field(s); });
+              const auto work = separable_work_of([&] { (void)error_field(s); });
               EXPECT_EQ(work.datasets_built, 0u);
               const std::string where = test_util::rejected_at(kind(), s, context(), "lr");
               EXPECT_EQ(!where.empty(), rejected) << "rule " << rule << " sampler " << sampler << " form " << form_case
@@ -549,7 +540,7 @@ TEST(SgdValidation, RunRecordsTheDirectComputation) {
   auto s = acceptance_spec(4, pb::SgdSeparableSpec::SAMPLER_RESHUFFLE, pb::SgdSeparableSpec::MINIBATCH_SUM, 10);
   s.mutable_dataset()->mutable_planted2()->set_seed(426002);
   std::unique_ptr<PreparedTask> task;
-  EXPECT_EQ(work_of([&] { task = kind().prepare(s, context()); }).max_margin_solves, 0u);
+  EXPECT_EQ(separable_work_of([&] { task = kind().prepare(s, context()); }).max_margin_solves, 0u);
   MemoryRecorder rec;
   task->run(rec);
   const MatrixXd Xt = separable::make_planted2(5, 40, 426002).data.absorbed();

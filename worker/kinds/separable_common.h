@@ -122,6 +122,14 @@ struct SeparableWorkCounts {
   std::uint64_t max_margin_solves = 0;   // separable::solve_max_margin calls by SeparableData
 };
 SeparableWorkCounts separable_work_counts();
+// The expensive steps `work()` performs (the difference of the counts around it).
+template <typename Work>
+SeparableWorkCounts separable_work_of(Work&& work) {
+  const SeparableWorkCounts before = separable_work_counts();
+  work();
+  const SeparableWorkCounts after = separable_work_counts();
+  return {after.datasets_built - before.datasets_built, after.max_margin_solves - before.max_margin_solves};
+}
 
 // The initial point of a spec's `w0` field for data of dimension d: the origin when empty;
 // otherwise it must have d finite entries (SpecError on "w0").
