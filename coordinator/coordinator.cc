@@ -88,8 +88,15 @@ CampaignRun::CampaignRun(std::int64_t id, Campaign campaign, std::string out_pat
     std::filesystem::remove_all(out_path_ + ".ckpt", ignored);
   }
   for (const auto& note : notes) log_->message(note);
+  for (std::size_t i = 0; i < campaign_.tasks.size(); ++i) {
+    index_of_[campaign_.tasks[i].task_id] = i;
+    if (done.count(campaign_.tasks[i].task_id))
+      ++done_;
+    else
+      pending_.push_back(i);
+  }
   for (auto& [task_id, f] : saved) {
-    const PlannedTask& t = campaign_.tasks[static_cast<std::size_t>(task_id)];
+    const PlannedTask& t = campaign_.tasks[index_of_.at(task_id)];
     if (done.count(task_id)) {
       // Finished after its last checkpoint (killed before the checkpoint was removed).
       try {
@@ -104,13 +111,6 @@ CampaignRun::CampaignRun(std::int64_t id, Campaign campaign, std::string out_pat
       log_->message(t.task_name + ": the file does not hold the rows of its checkpoint " + checkpoint_path(t) +
                     "; the task starts from scratch");
     }
-  }
-  for (std::size_t i = 0; i < campaign_.tasks.size(); ++i) {
-    index_of_[campaign_.tasks[i].task_id] = i;
-    if (done.count(campaign_.tasks[i].task_id))
-      ++done_;
-    else
-      pending_.push_back(i);
   }
   if (resume)
     log_->message("resuming " + out_path_ + ": " + std::to_string(done_) + " tasks already done, " +
